@@ -1,0 +1,334 @@
+/**
+ * The local stack: a real Temporal dev server (with its Web UI), Google's Pub/Sub emulator and the
+ * goccy BigQuery emulator, each a background process bound to 127.0.0.1 with its state and log under
+ * `.local/`. `up` reuses what is already running and healthy, `down` stops only the processes it
+ * started (by recorded PID), `status` reports each component.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join, resolve } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { readSettings, type Env } from '../../src/config';
+
+export const ROOT = resolve(__dirname, '../..');
+export const LOCAL_DIR = join(ROOT, '.local');
+export const TOOLS_BIN = join(ROOT, '.tools/bin');
+
+/** Custom search attributes the workflows set (registered on the dev server at start). */
+export const SEARCH_ATTRIBUTES: Record<string, string> = {
+  PipelineState: 'Keyword',
+  DataQuality: 'Keyword',
+  StreamName: 'Keyword',
+  XRuleTags: 'KeywordList',
+};
+
+export interface StackAddresses {
+  projectId: string;
+  namespace: string;
+  temporalHost: string;
+  temporalPort: number;
+  temporalUiPort: number;
+  pubsubHost: string;
+  pubsubPort: number;
+  bigqueryHost: string;
+  bigqueryPort: number;
+  bigqueryGrpcPort: number;
+}
+
+function splitHostPort(value: string): [string, number] {
+  const i = value.lastIndexOf(':');
+  return [value.slice(0, i), Number(value.slice(i + 1))];
+}
+
+/** The stack's addresses from the same settings the workers read (emulator defaults when unset). */
+export function stackAddresses(env: Env = process.env): StackAddresses {
+  const v = readSettings(env);
+  const [temporalHost, temporalPort] = splitHostPort(v.temporalAddress!);
+  const [pubsubHost, pubsubPort] = splitHostPort(v.pubsubEmulatorHost ?? '127.0.0.1:8085');
+  const bq = new URL(v.bigqueryEmulatorHost ?? 'http://127.0.0.1:9050');
+  return {
+    projectId: v.gcpProjectId!,
+    namespace: v.temporalNamespace!,
+    temporalHost,
+    temporalPort,
+    temporalUiPort: v.temporalUiPort!,
+    pubsubHost,
+    pubsubPort,
+    bigqueryHost: bq.hostname,
+    bigqueryPort: Number(bq.port || 80),
+    bigqueryGrpcPort: v.bigqueryEmulatorGrpcPort!,
+  };
+}
+
+/** Environment variables that point a worker, a test or the CLI at the local stack. */
+export function stackEnv(a: StackAddresses): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: `${a.temporalHost}:${a.temporalPort}`,
+    TEMPORAL_NAMESPACE: a.namespace,
+    TEMPORAL_UI_URL: `http://${a.temporalHost}:${a.temporalUiPort}`,
+    PUBSUB_EMULATOR_HOST: `${a.pubsubHost}:${a.pubsubPort}`,
+    BIGQUERY_EMULATOR_HOST: `http://${a.bigqueryHost}:${a.bigqueryPort}`,
+    GCP_PROJECT_ID: a.projectId,
+    TEMPORAL_CLI_PATH: join(TOOLS_BIN, 'temporal'),
+    // No GCE metadata server on a developer machine: stop google-auth from probing for one.
+    METADATA_SERVER_DETECTION: 'none',
+  };
+}
+
+interface Component {
+  name: string;
+  /** Ports this component binds; each must be free (or ours) before starting. */
+  ports: { port: number; setting: string }[];
+  command: string;
+  args: string[];
+  /** Resolves true when the component answers a real request. */
+  healthy: () => Promise<boolean>;
+  urls: string[];
+}
+
+async function httpOk(url: string, init?: RequestInit): Promise<boolean> {
+  try {
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(2000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function temporalHealthy(address: string): Promise<boolean> {
+  let conn: Connection | undefined;
+  try {
+    conn = await Connection.connect({ address, connectTimeout: 2000 });
+    const res = await conn.healthService.check({});
+    return res.status === 1; // SERVING
+  } catch {
+    return false;
+  } finally {
+    await conn?.close().catch(() => undefined);
+  }
+}
+
+export function components(a: StackAddresses): Component[] {
+  const temporalAddress = `${a.temporalHost}:${a.temporalPort}`;
+  return [
+    {
+      name: 'temporal',
+      ports: [
+        { port: a.temporalPort, setting: 'TEMPORAL_ADDRESS' },
+        { port: a.temporalUiPort, setting: 'TEMPORAL_UI_PORT' },
+      ],
+      command: join(TOOLS_BIN, 'temporal'),
+      args: [
+        'server',
+        'start-dev',
+        '--ip',
+        a.temporalHost,
+        '--port',
+        String(a.temporalPort),
+        '--ui-ip',
+        a.temporalHost,
+        '--ui-port',
+        String(a.temporalUiPort),
+        '--db-filename',
+        join(LOCAL_DIR, 'temporal.db'),
+        '--namespace',
+        a.namespace,
+        '--log-level',
+        'warn',
+        '--ui-disable-news-fetch',
+        ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
+      ],
+      healthy: async () =>
+        (await temporalHealthy(temporalAddress)) &&
+        (await httpOk(`http://${a.temporalHost}:${a.temporalUiPort}/`)),
+      urls: [
+        `Temporal gRPC   ${temporalAddress}`,
+        `Temporal Web UI http://${a.temporalHost}:${a.temporalUiPort}`,
+      ],
+    },
+    {
+      name: 'pubsub',
+      ports: [{ port: a.pubsubPort, setting: 'PUBSUB_EMULATOR_HOST' }],
+      command: join(TOOLS_BIN, 'cloud-pubsub-emulator'),
+      args: [`--host=${a.pubsubHost}`, `--port=${a.pubsubPort}`],
+      healthy: () => httpOk(`http://${a.pubsubHost}:${a.pubsubPort}/v1/projects/${a.projectId}/topics`),
+      urls: [`Pub/Sub emulator ${a.pubsubHost}:${a.pubsubPort}`],
+    },
+    {
+      name: 'bigquery',
+      ports: [
+        { port: a.bigqueryPort, setting: 'BIGQUERY_EMULATOR_HOST' },
+        { port: a.bigqueryGrpcPort, setting: 'BIGQUERY_EMULATOR_GRPC_PORT' },
+      ],
+      command: join(TOOLS_BIN, 'bigquery-emulator'),
+      args: [
+        `--host=${a.bigqueryHost}`,
+        `--port=${a.bigqueryPort}`,
+        `--grpc-port=${a.bigqueryGrpcPort}`,
+        `--project=${a.projectId}`,
+        `--database=${join(LOCAL_DIR, 'bigquery.db')}`,
+        '--log-level=warn',
+      ],
+      healthy: () =>
+        httpOk(`http://${a.bigqueryHost}:${a.bigqueryPort}/bigquery/v2/projects/${a.projectId}/datasets`),
+      urls: [`BigQuery emulator http://${a.bigqueryHost}:${a.bigqueryPort}`],
+    },
+  ];
+}
+
+const pidFile = (name: string) => join(LOCAL_DIR, `${name}.pid`);
+const logFile = (name: string) => join(LOCAL_DIR, `${name}.log`);
+
+function recordedPid(name: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile(name), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function portInUse(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const sock = createConnection({ host, port });
+    sock.once('connect', () => {
+      sock.destroy();
+      res(true);
+    });
+    sock.once('error', () => res(false));
+    sock.setTimeout(1000, () => {
+      sock.destroy();
+      res(false);
+    });
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, died: () => boolean) {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 100;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    if (died()) throw new Error(`${what} exited during start-up`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 1000);
+  }
+  throw new Error(`${what} did not become healthy within ${timeoutMs / 1000} s`);
+}
+
+export type ComponentState = 'running' | 'running (not ours)' | 'unhealthy' | 'stopped';
+
+export interface UpResult {
+  addresses: StackAddresses;
+  env: Record<string, string>;
+  started: string[];
+  reused: string[];
+  urls: string[];
+}
+
+export class StackError extends Error {}
+
+/** Starts every component that is not already running and healthy; waits on real health checks. */
+export async function stackUp(opts: { env?: Env; log?: (line: string) => void } = {}): Promise<UpResult> {
+  const log = opts.log ?? (() => undefined);
+  const addresses = stackAddresses(opts.env);
+  mkdirSync(LOCAL_DIR, { recursive: true });
+  const started: string[] = [];
+  const reused: string[] = [];
+  const all = components(addresses);
+  // Check ports and launch everything first, then wait: the three start in parallel.
+  const waits: Promise<void>[] = [];
+  for (const c of all) {
+    if (!existsSync(c.command)) {
+      throw new StackError(`${c.name}: ${c.command} is missing; run: bash dev/tools/install-stack-tools.sh`);
+    }
+    const ours = alive(recordedPid(c.name));
+    if (await c.healthy()) {
+      reused.push(c.name);
+      continue;
+    }
+    if (!ours) {
+      for (const p of c.ports) {
+        if (await portInUse('127.0.0.1', p.port)) {
+          throw new StackError(
+            `${c.name}: port ${p.port} is already in use by another process; stop it or choose another port with ${p.setting}`,
+          );
+        }
+      }
+      const out = openSync(logFile(c.name), 'a');
+      const child = spawn(c.command, c.args, { cwd: ROOT, detached: true, stdio: ['ignore', out, out] });
+      closeSync(out);
+      child.unref();
+      writeFileSync(pidFile(c.name), String(child.pid));
+      started.push(c.name);
+      log(`starting ${c.name} (pid ${child.pid}, log .local/${c.name}.log)`);
+    }
+    const pid = recordedPid(c.name);
+    waits.push(
+      waitFor(c.name, c.healthy, 120_000, () => !alive(pid)).catch((err: Error) => {
+        throw new StackError(`${err.message}; see .local/${c.name}.log`);
+      }),
+    );
+  }
+  await Promise.all(waits);
+  return { addresses, env: stackEnv(addresses), started, reused, urls: all.flatMap((c) => c.urls) };
+}
+
+/** Stops only the processes this manager started (their whole process group). */
+export async function stackDown(opts: { env?: Env; log?: (line: string) => void } = {}): Promise<string[]> {
+  const log = opts.log ?? (() => undefined);
+  const stopped: string[] = [];
+  for (const c of components(stackAddresses(opts.env))) {
+    const pid = recordedPid(c.name);
+    if (alive(pid)) {
+      try {
+        process.kill(-pid!, 'SIGTERM');
+      } catch {
+        process.kill(pid!, 'SIGTERM');
+      }
+      const deadline = Date.now() + 15_000;
+      while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (alive(pid)) {
+        try {
+          process.kill(-pid!, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      stopped.push(c.name);
+      log(`stopped ${c.name} (pid ${pid})`);
+    }
+    rmSync(pidFile(c.name), { force: true });
+  }
+  return stopped;
+}
+
+export async function stackStatus(
+  env?: Env,
+): Promise<{ name: string; state: ComponentState; pid?: number }[]> {
+  const out: { name: string; state: ComponentState; pid?: number }[] = [];
+  for (const c of components(stackAddresses(env))) {
+    const pid = recordedPid(c.name);
+    const ours = alive(pid);
+    const healthy = await c.healthy();
+    const state: ComponentState = healthy
+      ? ours
+        ? 'running'
+        : 'running (not ours)'
+      : ours
+        ? 'unhealthy'
+        : 'stopped';
+    out.push({ name: c.name, state, pid: ours ? pid : undefined });
+  }
+  return out;
+}
