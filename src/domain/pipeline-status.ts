@@ -1,0 +1,85 @@
+/**
+ * What the supervisor workflow reports (its `status` query) and what its children report to it.
+ * Sandbox-safe: shared by workflows, activities, the dashboard and the CLI helpers.
+ */
+import type { StreamRule } from './rules';
+
+export type PipelineState = 'starting' | 'running' | 'paused' | 'stopping' | 'stopped';
+export type QualityStatus = 'ok' | 'warn' | 'fail';
+
+/** Cumulative progress of the stream activity (summed across activity attempts and runs). */
+export interface StreamProgress {
+  connected: boolean;
+  postsReceived: number;
+  /** Posts acknowledged by Pub/Sub (a post counts as handed over only then). */
+  postsPublished: number;
+  /** Malformed lines published with `malformed=true` (they land in the dead-letter table). */
+  malformedPublished: number;
+  /** Exact repeats of a recently published post id that were not published again. */
+  duplicatesSuppressed: number;
+  reconnects: number;
+  reconnectsByReason: Record<string, number>;
+  backpressurePauses: number;
+  lastPostId?: string;
+  /** ISO time the last post was received. */
+  lastPostAt?: string;
+  lastError?: string;
+  /** ISO time of the last progress report. */
+  updatedAt?: string;
+}
+
+/**
+ * Messages (posts + malformed) acknowledged by Pub/Sub, bucketed by the UTC minute of their
+ * `received_at` (the same value stored in BigQuery), for reconciliation. Kept for a bounded window.
+ */
+export interface MinuteCount {
+  /** ISO-8601 start of the minute, e.g. `2026-11-25T18:04:00.000Z`. */
+  minute: string;
+  published: number;
+}
+
+export interface CheckOutcome {
+  check: string;
+  status: QualityStatus;
+  details: string;
+}
+
+/** The verdict of one data-quality run, sent by the quality child to the supervisor. */
+export interface DataQualityVerdict {
+  runId: string;
+  status: QualityStatus;
+  finishedAt: string;
+  /** Checks whose status is not ok. */
+  problems: CheckOutcome[];
+}
+
+export interface ChildStatus {
+  workflowId: string;
+  state: 'running' | 'restarting' | 'stopped' | 'not started';
+  restarts: number;
+  lastError?: string;
+}
+
+export interface PipelineStatus {
+  streamName: string;
+  state: PipelineState;
+  rules: StreamRule[];
+  progress: StreamProgress;
+  publishedByMinute: MinuteCount[];
+  children: { load: ChildStatus; quality: ChildStatus };
+  lastDataQuality?: DataQualityVerdict;
+  lastError?: string;
+  /** How many times this supervisor has continued-as-new. */
+  generation: number;
+  startedAt: string;
+}
+
+export function supervisorWorkflowId(streamName: string): string {
+  return `x-ingest-${streamName}`;
+}
+export function loadWorkflowId(streamName: string): string {
+  return `x-ingest-${streamName}-load`;
+}
+export function qualityWorkflowId(streamName: string): string {
+  return `x-ingest-${streamName}-quality`;
+}
