@@ -510,3 +510,30 @@ export function mergeColumns(base: Column[], extras: Column[]): Column[] {
   }
   return out;
 }
+
+/**
+ * Fits a value of a new Post field to the type of the column that already holds that field. STRING
+ * columns take anything (as text); otherwise the value must already have the column's type.
+ */
+export function coerceToColumn(
+  value: CellValue,
+  type: string,
+): { ok: true; value: CellValue } | { ok: false; reason: string } {
+  if (value === null) return { ok: true, value };
+  const t = normaliseType(type);
+  const bad = { ok: false as const, reason: `expected ${t}, got ${JSON.stringify(value).slice(0, 80)}` };
+  switch (t) {
+    case 'STRING':
+      return { ok: true, value: typeof value === 'string' ? value : JSON.stringify(value) };
+    case 'FLOAT64':
+      return typeof value === 'number' ? { ok: true, value } : bad;
+    case 'INT64':
+      return Number.isSafeInteger(value) ? { ok: true, value } : bad;
+    case 'BOOL':
+      return typeof value === 'boolean' ? { ok: true, value } : bad;
+    case 'TIMESTAMP':
+      return isValidTimestamp(value) ? { ok: true, value } : bad;
+    default:
+      return bad;
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Synchronous pull of a batch (`v1.SubscriberClient`): pull, keep the lease while the batch is being
+ * written (`modifyAckDeadline`), then acknowledge. This is the "pull a batch, write it, then ack"
+ * shape the load activity needs; StreamingPull would hand out messages we cannot hold for a batch.
+ */
+import { credentials } from '@grpc/grpc-js';
+import { v1 } from '@google-cloud/pubsub';
+import { ApplicationFailure } from '@temporalio/common';
+import type { GcpConfig } from '../../config';
+import type { Logger } from '../../observability/logger';
+
+export interface PulledMessage {
+  ackId: string;
+  messageId: string;
+  /** ISO-8601, or null when the server did not say. */
+  publishTime: string | null;
+  data: Buffer;
+  attributes: Record<string, string>;
+  deliveryAttempt: number | null;
+}
+
+export interface PullOptions {
+  /** Upper bound of messages returned. */
+  maxMessages: number;
+  /** How long the first pull waits for messages when the subscription is empty. @default 5000 */
+  waitMs?: number;
+  /** How long each further pull waits before the batch is considered complete. @default 1000 */
+  drainWaitMs?: number;
+  /** Lease given to each message as soon as it is pulled. @default 60 */
+  ackDeadlineSeconds?: number;
+}
+
+/** The port the load activity pulls through; tests hand in a double of it. */
+export interface BatchSubscriber {
+  /** Pulls up to `maxMessages` (several pull calls), extending each message's lease at once. */
+  pull(opts: PullOptions): Promise<PulledMessage[]>;
+  modifyAckDeadline(ackIds: string[], seconds: number): Promise<void>;
+  acknowledge(ackIds: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Real Pub/Sub allows up to 1,000 messages per pull response, 2,500 ack ids per request. */
+const MAX_PULL = 1000;
+const MAX_ACK_IDS = 2500;
+
+export const PubSubFailureType = {
+  notFound: 'PubSubNotFound',
+  permissionDenied: 'PubSubPermissionDenied',
+  invalid: 'PubSubInvalidRequest',
+} as const;
+
+const GRPC = {
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  INVALID_ARGUMENT: 3,
+  UNAUTHENTICATED: 16,
+};
+
+/** Permanent gRPC failures become non-retryable, naming the subscription; the rest are rethrown. */
+export function classifyPubSubError(err: unknown, subscription: string, operation: string): Error {
+  const code = (err as { code?: number })?.code;
+  const message = `${operation} on ${subscription}: ${(err as Error)?.message ?? String(err)}`;
+  const fail = (type: string, hint: string) =>
+    ApplicationFailure.create({
+      message: `${message}. ${hint}`,
+      type,
+      nonRetryable: true,
+      details: [{ subscription, operation, code }],
+      cause: err instanceof Error ? err : undefined,
+    });
+  if (code === GRPC.NOT_FOUND) {
+    return fail(PubSubFailureType.notFound, 'Create the topic and subscription (`npm run setup`).');
+  }
+  if (code === GRPC.PERMISSION_DENIED || code === GRPC.UNAUTHENTICATED) {
+    return fail(
+      PubSubFailureType.permissionDenied,
+      'Grant the worker roles/pubsub.subscriber on the subscription.',
+    );
+  }
+  if (code === GRPC.INVALID_ARGUMENT) return fail(PubSubFailureType.invalid, 'This is a bug in the request.');
+  return err instanceof Error ? err : new Error(message);
+}
+
+function toIso(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): string | null {
+  if (!ts || ts.seconds === undefined || ts.seconds === null) return null;
+  const ms = Number(ts.seconds) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+export interface BatchSubscriberDeps {
+  gcp: Pick<GcpConfig, 'projectId' | 'subscription' | 'pubsubEmulatorHost'>;
+  logger: Logger;
+  /** Injected for tests; defaults to a client for the emulator or real Pub/Sub. */
+  client?: v1.SubscriberClient;
+}
+
+/** Client options for the emulator (`host:port`, plaintext) or real Pub/Sub (ADC). */
+export function subscriberClientOptions(emulatorHost: string | undefined) {
+  if (!emulatorHost) return {};
+  const i = emulatorHost.lastIndexOf(':');
+  return {
+    servicePath: emulatorHost.slice(0, i).replace(/^\[|\]$/g, ''),
+    port: Number(emulatorHost.slice(i + 1)),
+    sslCreds: credentials.createInsecure(),
+  };
+}
+
+export function createBatchSubscriber({ gcp, logger, client }: BatchSubscriberDeps): BatchSubscriber {
+  const sub = client ?? new v1.SubscriberClient(subscriberClientOptions(gcp.pubsubEmulatorHost));
+  const subscription = `projects/${gcp.projectId}/subscriptions/${gcp.subscription}`;
+  const chunks = <T>(xs: T[], n: number) =>
+    Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n));
+
+  const self: BatchSubscriber = {
+    async pull({ maxMessages, waitMs = 5000, drainWaitMs = 1000, ackDeadlineSeconds = 60 }) {
+      const out: PulledMessage[] = [];
+      const seen = new Set<string>();
+      while (out.length < maxMessages) {
+        const want = Math.min(MAX_PULL, maxMessages - out.length);
+        let received;
+        try {
+          [{ receivedMessages: received }] = await sub.pull(
+            { subscription, maxMessages: want },
+            { timeout: out.length === 0 ? waitMs : drainWaitMs, retry: null as never },
+          );
+        } catch (err) {
+          if ((err as { code?: number })?.code === GRPC.DEADLINE_EXCEEDED) break;
+          // Messages pulled so far are not lost: their lease expires and Pub/Sub redelivers them.
+          throw classifyPubSubError(err, gcp.subscription, 'pull');
+        }
+        const batch = (received ?? []).flatMap((r): PulledMessage[] => {
+          const m = r.message;
+          if (!r.ackId || !m?.messageId) return [];
+          return [
+            {
+              ackId: r.ackId,
+              messageId: m.messageId,
+              publishTime: toIso(m.publishTime as never),
+              data: Buffer.from(m.data ?? new Uint8Array()),
+              attributes: { ...(m.attributes ?? {}) },
+              deliveryAttempt: r.deliveryAttempt ?? null,
+            },
+          ];
+        });
+        if (batch.length === 0) break;
+        if (ackDeadlineSeconds)
+          await self.modifyAckDeadline(
+            batch.map((m) => m.ackId),
+            ackDeadlineSeconds,
+          );
+        for (const m of batch) {
+          if (!seen.has(m.ackId)) out.push(m);
+          seen.add(m.ackId);
+        }
+      }
+      logger.debug({ subscription: gcp.subscription, pulled: out.length }, 'pulled batch');
+      return out;
+    },
+
+    async modifyAckDeadline(ackIds, seconds) {
+      for (const part of chunks(ackIds, MAX_ACK_IDS)) {
+        try {
+          await sub.modifyAckDeadline({ subscription, ackIds: part, ackDeadlineSeconds: seconds });
+        } catch (err) {
+          throw classifyPubSubError(err, gcp.subscription, 'modifyAckDeadline');
+        }
+      }
+    },
+
+    async acknowledge(ackIds) {
+      for (const part of chunks(ackIds, MAX_ACK_IDS)) {
+        try {
+          await sub.acknowledge({ subscription, ackIds: part });
+        } catch (err) {
+          throw classifyPubSubError(err, gcp.subscription, 'acknowledge');
+        }
+      }
+    },
+
+    async close() {
+      if (!client) await sub.close();
+    },
+  };
+  return self;
+}
+
+/**
+ * Keeps the lease of `ackIds` while a batch is being written: every `intervalMs` it pushes the
+ * deadline `seconds` further. Errors are reported, not thrown (the write must not be interrupted;
+ * if the lease is lost, Pub/Sub redelivers and the MERGE de-duplicates). Returns `stop()`.
+ */
+export function keepLease(
+  subscriber: BatchSubscriber,
+  ackIds: string[],
+  {
+    seconds = 60,
+    intervalMs = 20_000,
+    onError,
+  }: { seconds?: number; intervalMs?: number; onError?: (err: unknown) => void },
+): () => Promise<void> {
+  let inFlight: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    inFlight = subscriber.modifyAckDeadline(ackIds, seconds).catch((err) => onError?.(err));
+  }, intervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await inFlight;
+  };
+}
