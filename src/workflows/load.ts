@@ -1,0 +1,147 @@
+/**
+ * The load child workflow: drains the subscription into BigQuery in batches, on an interval, and at
+ * once while there is a backlog. Deterministic code only; posts never pass through its history (the
+ * activity moves the data, the workflow moves counts). History stays bounded by continue-as-new,
+ * which carries the cumulative counters forward.
+ */
+import {
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { LoadBatchResult, createLoadActivities } from '../activities/bigquery';
+
+/** Settings only: no secrets, no data. */
+export interface LoadWorkflowInput {
+  /** Wait between batches when there is no backlog. */
+  intervalMs: number;
+  /** Messages per batch (one load job + one MERGE per batch). */
+  batchSize: number;
+  /** A batch with at least this many messages means a backlog: run the next one at once. */
+  backlogThreshold: number;
+  /** Continue-as-new after this many batches even if Temporal does not suggest it yet. @default 500 */
+  maxIterationsPerRun?: number;
+  /** Provision/evolve the tables at the start of every run. @default true */
+  ensureTables?: boolean;
+  /** Lease of pulled messages (seconds). @default 60 */
+  ackDeadlineSeconds?: number;
+  /** Counters carried across continue-as-new. */
+  totals?: LoadTotals;
+}
+
+export interface LoadTotals {
+  batches: number;
+  messages: number;
+  rowsLoaded: number;
+  duplicatesSkipped: number;
+  deadLetters: number;
+  columnsAdded: string[];
+  /** Runs of this workflow chained by continue-as-new (1 = first). */
+  runs: number;
+}
+
+export interface LoadStats extends LoadTotals {
+  iterationsThisRun: number;
+  lastBatch: LoadBatchResult | null;
+  /** ISO time of the last finished batch. */
+  lastBatchAt: string | null;
+  /** True while a batch is being loaded. */
+  loading: boolean;
+  stopping: boolean;
+}
+
+export interface LoadWorkflowResult extends LoadTotals {
+  stoppedBy: 'signal';
+}
+
+export const loadStatsQuery = defineQuery<LoadStats>('loadStats');
+/** Finish the current batch (never interrupted), then complete. */
+export const stopSignal = defineSignal('stop');
+
+const emptyTotals = (): LoadTotals => ({
+  batches: 0,
+  messages: 0,
+  rowsLoaded: 0,
+  duplicatesSkipped: 0,
+  deadLetters: 0,
+  columnsAdded: [],
+  runs: 1,
+});
+
+const { loadBatch, ensureTables } = proxyActivities<ReturnType<typeof createLoadActivities>>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: [
+      'BigQueryPermissionDenied',
+      'BigQueryNotFound',
+      'BigQueryInvalidRequest',
+      'BigQueryBreakingSchemaChange',
+      'PubSubNotFound',
+      'PubSubPermissionDenied',
+      'PubSubInvalidRequest',
+    ],
+  },
+});
+
+export async function loadWorkflow(input: LoadWorkflowInput): Promise<LoadWorkflowResult> {
+  const totals: LoadTotals = input.totals ? { ...input.totals } : emptyTotals();
+  const maxIterations = input.maxIterationsPerRun ?? 500;
+  let stopping = false;
+  let loading = false;
+  let iterations = 0;
+  let lastBatch: LoadBatchResult | null = null;
+  let lastBatchAt: string | null = null;
+
+  setHandler(stopSignal, () => {
+    stopping = true;
+  });
+  setHandler(loadStatsQuery, () => ({
+    ...totals,
+    columnsAdded: [...totals.columnsAdded],
+    iterationsThisRun: iterations,
+    lastBatch,
+    lastBatchAt,
+    loading,
+    stopping,
+  }));
+
+  if (input.ensureTables ?? true) await ensureTables();
+
+  while (!stopping) {
+    loading = true;
+    const result = await loadBatch({
+      batchSize: input.batchSize,
+      ackDeadlineSeconds: input.ackDeadlineSeconds,
+    });
+    loading = false;
+    iterations++;
+    lastBatch = result;
+    lastBatchAt = new Date().toISOString();
+    if (result.pulled > 0) totals.batches++;
+    totals.messages += result.pulled;
+    totals.rowsLoaded += result.rowsLoaded;
+    totals.duplicatesSkipped += result.duplicatesSkipped;
+    totals.deadLetters += result.deadLetters;
+    for (const c of result.columnsAdded) if (!totals.columnsAdded.includes(c)) totals.columnsAdded.push(c);
+
+    const backlog = result.pulled >= Math.min(input.backlogThreshold, input.batchSize);
+    if (!backlog) await condition(() => stopping, input.intervalMs);
+    if (stopping) break;
+    if (workflowInfo().continueAsNewSuggested || iterations >= maxIterations) {
+      await continueAsNew<typeof loadWorkflow>({
+        ...input,
+        ensureTables: false,
+        totals: { ...totals, runs: totals.runs + 1 },
+      });
+    }
+  }
+  return { ...totals, stoppedBy: 'signal' };
+}
