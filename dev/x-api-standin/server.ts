@@ -1,0 +1,662 @@
+/**
+ * The X API stand-in: a real HTTP server on loopback that behaves like X's filtered stream for the
+ * endpoints the pipeline uses, with fault injection and a delivery ledger. Used by tests (in
+ * process, port 0), the local demo and benchmarks (`npm run x-standin`).
+ *
+ * Endpoints (bearer auth: any non-empty token, or exactly `token` when configured):
+ * - `GET  /2/tweets/search/stream/rules` — paginated (`max_results`, `pagination_token`), `ids`;
+ * - `POST /2/tweets/search/stream/rules[?dry_run=true]` — `{add:[{value,tag}]}` or
+ *   `{delete:{ids:[...]}}`; `DuplicateRule` (HTTP 200, in `errors`), invalid rules (HTTP 400, nothing
+ *   created; see `rule-engine.ts` for what is checked), `meta.summary` counts;
+ * - `GET  /2/tweets/search/stream` — NDJSON posts matching the active rules, `\r\n` after each,
+ *   a bare `\r\n` keep-alive every `keepAliveMs`; `backfill_minutes` (0-5) re-sends the posts
+ *   generated in the last N minutes (including any cut by a dropped connection). One connection at
+ *   a time: a second one gets 429 `TooManyConnections` (after a 100 ms grace for the old socket's
+ *   close to be seen, as a client that just dropped its socket reconnects at once).
+ * Control (no auth): `POST /_control/faults` (JSON, merged), `POST /_control/rate` `{rate}`,
+ * `GET /_control/ledger`, `POST /_control/ledger/reset`, `GET /_control/stats`.
+ *
+ * Ledger: the id of every post whose complete line (with its `\r\n`) was handed to the kernel for a
+ * live connection (recorded in the write callback), in write order, duplicates included; plus the
+ * number of malformed lines written.
+ */
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ActiveRule, StreamRule } from '../../src/domain/rules';
+import { Corpus, rng, snowflake, type RuleForGeneration } from './corpus';
+import { compileRule, RuleSyntaxError } from './rule-engine';
+
+export interface StandinFaults {
+  /** The next N stream connects get HTTP 429 with `x-rate-limit-*` headers. */
+  rateLimitConnects?: number;
+  /** Seconds from now put in `x-rate-limit-reset` (default 15). */
+  rateLimitResetSeconds?: number;
+  /** The next N stream connects get HTTP 503. */
+  unavailableConnects?: number;
+  /** The next N stream connects get HTTP 401. */
+  unauthorizedConnects?: number;
+  /** After N more posts: write half of the next post's line, then destroy the socket. */
+  dropAfterPosts?: number;
+  /** After N more posts: end the response gracefully. */
+  endAfterPosts?: number;
+  /** After N more posts: stop writing anything (posts and keep-alives) on this connection. */
+  stallAfterPosts?: number;
+  /** After N more posts: send an `operational-disconnect` message, then end the response. */
+  disconnectAfterPosts?: number;
+  /** `disconnect_type` of that message (default `UpstreamOperationalDisconnect`). */
+  disconnectType?: string;
+  /** After N more posts: write one malformed (invalid JSON) line. */
+  malformedAfterPosts?: number;
+  /** Write each batch in pieces cut at random byte positions (inside `\r\n` and UTF-8 characters). */
+  splitWrites?: boolean;
+  /** Write every Nth post twice (0 = off). */
+  duplicateEvery?: number;
+  /** Honour `backfill_minutes` (default true). */
+  backfill?: boolean;
+}
+
+export interface StandinOptions {
+  /** 0 = a free port (default). */
+  port?: number;
+  host?: string;
+  /** Posts per second (default 10). */
+  rate?: number;
+  seed?: number;
+  /** Keep-alive interval (default 20 000 ms, like X). */
+  keepAliveMs?: number;
+  faults?: StandinFaults;
+  /** When set, only this bearer token is accepted. */
+  token?: string;
+  /** Rules active from the start. */
+  rules?: StreamRule[];
+  /** Generator tick (default 20 ms). */
+  tickMs?: number;
+  /** Posts kept for backfill (default 50 000). */
+  historyLimit?: number;
+}
+
+export interface StandinStats {
+  activeConnection: boolean;
+  connects: number;
+  rejected: Record<string, number>;
+  postsGenerated: number;
+  postsWritten: number;
+  malformedLinesWritten: number;
+  keepAlivesWritten: number;
+  backfilled: number;
+  rate: number;
+  rules: number;
+  faults: StandinFaults;
+}
+
+export interface XStandin {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+  /** Every post id written on a live connection, in order (duplicates included). */
+  ledger(): string[];
+  malformedLines(): number;
+  resetLedger(): void;
+  stats(): StandinStats;
+  /** Merges `faults` into the active faults; returns them. */
+  setFaults(faults: StandinFaults): StandinFaults;
+  setRate(rate: number): void;
+  rules(): ActiveRule[];
+}
+
+interface Item {
+  text: string;
+  id?: string;
+  malformed?: boolean;
+}
+
+interface Live {
+  res: http.ServerResponse;
+  socket: Socket;
+  stalled: boolean;
+  done: boolean;
+  queue: Promise<void>;
+  keepAlive?: NodeJS.Timeout;
+}
+
+interface StoredRule extends ActiveRule {
+  compiled: RuleForGeneration;
+}
+
+const RULES_PATH = '/2/tweets/search/stream/rules';
+const STREAM_PATH = '/2/tweets/search/stream';
+const PROBLEMS = 'https://api.twitter.com/2/problems';
+const MALFORMED_LINE = '{"data":{"id":"0","text":"this line is cut short';
+
+function problem(res: http.ServerResponse, status: number, body: Record<string, unknown>, headers = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function readBody(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > 1_000_000) reject(new Error('body too large'));
+      else chunks.push(c);
+    });
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') return resolve({});
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new Error('invalid JSON body'));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+const setImmediateP = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin> {
+  const seed = opts.seed ?? 1;
+  const keepAliveMs = opts.keepAliveMs ?? 20_000;
+  const tickMs = opts.tickMs ?? 20;
+  const historyLimit = opts.historyLimit ?? 50_000;
+  const corpus = new Corpus(seed);
+  const splitRng = rng(seed ^ 0x2545f491);
+  let rate = opts.rate ?? 10;
+  let faults: StandinFaults = { ...(opts.faults ?? {}) };
+
+  const rules = new Map<string, StoredRule>();
+  let ruleSeq = 100_000;
+  const ledger: string[] = [];
+  let malformedWritten = 0;
+  let keepAlivesWritten = 0;
+  let backfilled = 0;
+  let connects = 0;
+  const rejected: Record<string, number> = {};
+  const history: { id: string; line: string; at: number }[] = [];
+  let live: Live | undefined;
+  let carry = 0;
+  let lastTick = Date.now();
+  let dupCounter = 0;
+  const sockets = new Set<Socket>();
+
+  const addRule = (r: StreamRule): StoredRule => {
+    const compiled = compileRule(r.value);
+    const id = snowflake(seed, ruleSeq++, 1);
+    const stored: StoredRule = {
+      id,
+      value: r.value,
+      ...(r.tag ? { tag: r.tag } : {}),
+      compiled: { id, tag: r.tag, seeds: compiled.seeds, match: compiled.match },
+    };
+    rules.set(id, stored);
+    return stored;
+  };
+  for (const r of opts.rules ?? []) addRule(r);
+  const publicRule = (r: StoredRule): ActiveRule => (r.tag ? { id: r.id, value: r.value, tag: r.tag } : { id: r.id, value: r.value });
+
+  // ---- writing to the live connection -------------------------------------------------------
+
+  /** Writes items in order on `l` (through its queue); records the ledger in write callbacks. */
+  const enqueue = (l: Live, items: Item[], after?: 'drop' | 'end' | 'stall'): void => {
+    const split = faults.splitWrites === true;
+    l.queue = l.queue.then(async () => {
+      if (l.done) return;
+      if (items.length > 0) {
+        if (split) await writeSplit(l, items);
+        else writeWhole(l, items);
+      }
+      if (after === 'drop') {
+        l.done = true;
+        // Let the written bytes reach the kernel first: destroy() discards unflushed writes.
+        const deadline = Date.now() + 1000;
+        while ((l.res.writableLength > 0 || l.socket.writableLength > 0) && Date.now() < deadline) {
+          await setImmediateP();
+        }
+        l.socket.destroy();
+      } else if (after === 'end') {
+        l.done = true;
+        l.res.end();
+      } else if (after === 'stall') {
+        l.stalled = true;
+      }
+    });
+  };
+
+  const record = (items: Item[]) => (err?: Error | null) => {
+    if (err) return;
+    for (const it of items) {
+      if (it.id !== undefined) ledger.push(it.id);
+      else if (it.malformed) malformedWritten++;
+    }
+  };
+
+  const writeWhole = (l: Live, items: Item[]): void => {
+    let text = '';
+    for (const it of items) text += it.text;
+    l.res.write(text, record(items));
+  };
+
+  const writeSplit = async (l: Live, items: Item[]): Promise<void> => {
+    const bufs = items.map((it) => Buffer.from(it.text, 'utf8'));
+    const all = Buffer.concat(bufs);
+    // Cut points: random positions, plus one between each '\r' and '\n', plus one inside a
+    // multi-byte character when there is one.
+    const cuts = new Set<number>();
+    for (let i = 0; i < Math.max(2, items.length * 2); i++) cuts.add(1 + Math.floor(splitRng() * (all.length - 1)));
+    let off = 0;
+    for (const b of bufs) {
+      off += b.length;
+      if (b.length >= 2 && b[b.length - 2] === 13) cuts.add(off - 1);
+    }
+    for (let i = 0; i < all.length; i++) {
+      if (all[i]! >= 0xc0) {
+        cuts.add(i + 1);
+        break;
+      }
+    }
+    const sorted = [...cuts].filter((c) => c > 0 && c < all.length).sort((a, b) => a - b);
+    sorted.push(all.length);
+    let start = 0;
+    let itemIdx = 0;
+    let itemEnd = bufs[0]?.length ?? 0;
+    for (const end of sorted) {
+      if (l.done) return;
+      const done: Item[] = [];
+      while (itemIdx < items.length && itemEnd <= end) {
+        done.push(items[itemIdx]!);
+        itemIdx++;
+        itemEnd += bufs[itemIdx]?.length ?? 0;
+      }
+      l.res.write(all.subarray(start, end), record(done));
+      start = end;
+      await setImmediateP();
+    }
+  };
+
+  // ---- the generator --------------------------------------------------------------------------
+
+  type Action = 'drop' | 'end' | 'stall';
+  /** Applies due one-shot faults; returns the action that ends this tick, if any. */
+  const dueFaults = (items: Item[]): Action | undefined => {
+    if (faults.malformedAfterPosts !== undefined && faults.malformedAfterPosts <= 0) {
+      faults.malformedAfterPosts = undefined;
+      items.push({ text: MALFORMED_LINE + '\r\n', malformed: true });
+    }
+    if (faults.disconnectAfterPosts !== undefined && faults.disconnectAfterPosts <= 0) {
+      faults.disconnectAfterPosts = undefined;
+      const msg = {
+        errors: [
+          {
+            title: 'operational-disconnect',
+            disconnect_type: faults.disconnectType ?? 'UpstreamOperationalDisconnect',
+            detail: 'This stream has been disconnected upstream for operational reasons.',
+            type: `${PROBLEMS}/operational-disconnect`,
+          },
+        ],
+      };
+      items.push({ text: JSON.stringify(msg) + '\r\n' });
+      return 'end';
+    }
+    if (faults.endAfterPosts !== undefined && faults.endAfterPosts <= 0) {
+      faults.endAfterPosts = undefined;
+      return 'end';
+    }
+    if (faults.stallAfterPosts !== undefined && faults.stallAfterPosts <= 0) {
+      faults.stallAfterPosts = undefined;
+      return 'stall';
+    }
+    if (faults.dropAfterPosts !== undefined && faults.dropAfterPosts <= 0) {
+      faults.dropAfterPosts = undefined;
+      // Cut the next post in half: it is not in the ledger, but it is in the backfill history.
+      const next = generate(Date.now());
+      if (next) items.push({ text: next.line.slice(0, Math.max(1, Math.floor(next.line.length / 2))) });
+      return 'drop';
+    }
+    return undefined;
+  };
+
+  const countDown = (): void => {
+    for (const k of [
+      'malformedAfterPosts',
+      'disconnectAfterPosts',
+      'endAfterPosts',
+      'stallAfterPosts',
+      'dropAfterPosts',
+    ] as const) {
+      const v = faults[k];
+      if (v !== undefined) faults[k] = v - 1;
+    }
+  };
+
+  const compiledRules = (): RuleForGeneration[] => [...rules.values()].map((r) => r.compiled);
+
+  const generate = (now: number): { id: string; line: string } | undefined => {
+    const p = corpus.next(compiledRules(), now);
+    if (!p) return undefined;
+    history.push({ id: p.id, line: p.line, at: now });
+    if (history.length > historyLimit) history.splice(0, history.length - historyLimit);
+    return p;
+  };
+
+  const tick = (): void => {
+    const now = Date.now();
+    const dt = Math.min(now - lastTick, 1000);
+    lastTick = now;
+    const l = live;
+    if (!l || l.stalled || l.done) return;
+    const items: Item[] = [];
+    let action = dueFaults(items);
+    if (!action) {
+      carry += (rate * dt) / 1000;
+      let n = Math.floor(carry);
+      carry -= n;
+      const rulesNow = compiledRules();
+      while (n-- > 0 && rulesNow.length > 0) {
+        const p = corpus.next(rulesNow, now);
+        if (!p) continue;
+        history.push({ id: p.id, line: p.line, at: now });
+        items.push({ text: p.line + '\r\n', id: p.id });
+        if (faults.duplicateEvery && ++dupCounter % faults.duplicateEvery === 0) {
+          items.push({ text: p.line + '\r\n', id: p.id });
+        }
+        countDown();
+        action = dueFaults(items);
+        if (action) break;
+      }
+      if (history.length > historyLimit) history.splice(0, history.length - historyLimit);
+    }
+    if (items.length > 0 || action) enqueue(l, items, action);
+  };
+  const timer = setInterval(tick, tickMs);
+
+  // ---- HTTP -----------------------------------------------------------------------------------
+
+  const authorized = (req: http.IncomingMessage): boolean => {
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    if (!m || m[1]!.trim() === '') return false;
+    return opts.token === undefined || m[1] === opts.token;
+  };
+  const unauthorized = (res: http.ServerResponse): void =>
+    problem(res, 401, { title: 'Unauthorized', type: 'about:blank', status: 401, detail: 'Unauthorized' });
+  const reject = (status: number): void => {
+    rejected[status] = (rejected[status] ?? 0) + 1;
+  };
+
+  const handleStream = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> => {
+    if (!authorized(req) || (faults.unauthorizedConnects ?? 0) > 0) {
+      if ((faults.unauthorizedConnects ?? 0) > 0) faults.unauthorizedConnects! -= 1;
+      reject(401);
+      return unauthorized(res);
+    }
+    if ((faults.rateLimitConnects ?? 0) > 0) {
+      faults.rateLimitConnects! -= 1;
+      reject(429);
+      const reset = Math.floor(Date.now() / 1000) + (faults.rateLimitResetSeconds ?? 15);
+      return problem(
+        res,
+        429,
+        { title: 'Too Many Requests', detail: 'Too Many Requests', type: 'about:blank', status: 429 },
+        { 'x-rate-limit-limit': '50', 'x-rate-limit-remaining': '0', 'x-rate-limit-reset': String(reset) },
+      );
+    }
+    if ((faults.unavailableConnects ?? 0) > 0) {
+      faults.unavailableConnects! -= 1;
+      reject(503);
+      return problem(res, 503, { title: 'Service Unavailable', detail: 'Service Unavailable', type: 'about:blank', status: 503 });
+    }
+    const backfillParam = url.searchParams.get('backfill_minutes');
+    const backfillMinutes = backfillParam === null ? 0 : Number(backfillParam);
+    if (!Number.isInteger(backfillMinutes) || backfillMinutes < 0 || backfillMinutes > 5) {
+      reject(400);
+      return problem(res, 400, {
+        title: 'Invalid Request',
+        detail: 'One or more parameters to your request was invalid.',
+        errors: [{ parameters: { backfill_minutes: [backfillParam] }, message: 'backfill_minutes must be 0-5' }],
+        type: `${PROBLEMS}/invalid-request`,
+      });
+    }
+    if (live && !live.done) {
+      // A client that just destroyed its socket may reconnect before we have seen the close.
+      const deadline = Date.now() + 100;
+      while (live && !live.done && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    }
+    if (live && !live.done) {
+      reject(429);
+      return problem(res, 429, {
+        title: 'ConnectionException',
+        detail: 'This stream is currently at the maximum allowed connection limit.',
+        connection_issue: 'TooManyConnections',
+        type: `${PROBLEMS}/streaming-connection`,
+      });
+    }
+    connects++;
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+    req.socket.setNoDelay(true);
+    const l: Live = { res, socket: req.socket, stalled: false, done: false, queue: Promise.resolve() };
+    live = l;
+    lastTick = Date.now();
+    const onClose = (): void => {
+      l.done = true;
+      if (l.keepAlive) clearInterval(l.keepAlive);
+      if (live === l) live = undefined;
+    };
+    res.on('close', onClose);
+    res.on('error', onClose);
+    l.keepAlive = setInterval(() => {
+      if (l.stalled || l.done) return;
+      l.queue = l.queue.then(() => {
+        if (l.stalled || l.done) return;
+        l.res.write('\r\n');
+        keepAlivesWritten++;
+      });
+    }, keepAliveMs);
+    if (backfillMinutes > 0 && faults.backfill !== false) {
+      const since = Date.now() - backfillMinutes * 60_000;
+      const items = history.filter((h) => h.at >= since).map((h) => ({ text: h.line + '\r\n', id: h.id }));
+      backfilled += items.length;
+      if (items.length > 0) enqueue(l, items);
+    }
+  };
+
+  const handleRulesGet = (res: http.ServerResponse, url: URL): void => {
+    const max = Math.min(1000, Math.max(1, Number(url.searchParams.get('max_results') ?? 1000) || 1000));
+    const ids = url.searchParams.get('ids')?.split(',');
+    let all = [...rules.values()];
+    if (ids) all = all.filter((r) => ids.includes(r.id));
+    const start = Number(url.searchParams.get('pagination_token') ?? 0) || 0;
+    const page = all.slice(start, start + max).map(publicRule);
+    const meta: Record<string, unknown> = { sent: new Date().toISOString(), result_count: page.length };
+    if (start + max < all.length) meta.next_token = String(start + max);
+    json(res, 200, page.length > 0 ? { data: page, meta } : { meta });
+  };
+
+  const handleRulesPost = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> => {
+    const dryRun = url.searchParams.get('dry_run') === 'true';
+    let body: { add?: StreamRule[]; delete?: { ids?: string[]; values?: string[] } };
+    try {
+      body = (await readBody(req)) as typeof body;
+    } catch (err) {
+      return problem(res, 400, { title: 'Invalid Request', detail: (err as Error).message, type: `${PROBLEMS}/invalid-request` });
+    }
+    const sent = new Date().toISOString();
+    if (Array.isArray(body.add)) {
+      const errors: Record<string, unknown>[] = [];
+      const valid: StreamRule[] = [];
+      const seen = new Map([...rules.values()].map((r) => [r.value, r.id]));
+      let invalid = 0;
+      for (const r of body.add) {
+        const value = typeof r?.value === 'string' ? r.value : '';
+        try {
+          compileRule(value);
+        } catch (err) {
+          if (!(err instanceof RuleSyntaxError)) throw err;
+          invalid++;
+          errors.push({ value, details: [err.message], title: 'Invalid Rule', type: `${PROBLEMS}/invalid-rules` });
+          continue;
+        }
+        const dup = seen.get(value);
+        if (dup !== undefined) {
+          errors.push({ value, id: dup, title: 'DuplicateRule', type: `${PROBLEMS}/duplicate-rules` });
+          continue;
+        }
+        seen.set(value, '');
+        valid.push(r.tag ? { value, tag: r.tag } : { value });
+      }
+      const summaryBase = { valid: body.add.length - invalid, invalid };
+      if (invalid > 0) {
+        // X creates nothing when a request holds an invalid rule.
+        return json(res, 400, {
+          errors,
+          meta: { sent, summary: { created: 0, not_created: body.add.length, ...summaryBase } },
+        });
+      }
+      const created = dryRun
+        ? valid.map((r, i) => ({ id: snowflake(seed, ruleSeq + i, 1), ...r }))
+        : valid.map((r) => publicRule(addRule(r)));
+      return json(res, 200, {
+        ...(created.length > 0 ? { data: created } : {}),
+        ...(errors.length > 0 ? { errors } : {}),
+        meta: { sent, summary: { created: created.length, not_created: body.add.length - created.length, ...summaryBase } },
+      });
+    }
+    if (body.delete && (Array.isArray(body.delete.ids) || Array.isArray(body.delete.values))) {
+      const errors: Record<string, unknown>[] = [];
+      let deleted = 0;
+      const targets = body.delete.ids ?? [];
+      for (const v of body.delete.values ?? []) {
+        const found = [...rules.values()].find((r) => r.value === v);
+        if (found) targets.push(found.id);
+        else errors.push({ value: v, title: 'Not Found', type: `${PROBLEMS}/resource-not-found` });
+      }
+      for (const id of targets) {
+        if (rules.has(id)) {
+          if (!dryRun) rules.delete(id);
+          deleted++;
+        } else {
+          errors.push({ id, title: 'Not Found', detail: `rule ${id} does not exist`, type: `${PROBLEMS}/resource-not-found` });
+        }
+      }
+      return json(res, 200, {
+        ...(errors.length > 0 ? { errors } : {}),
+        meta: { sent, summary: { deleted, not_deleted: errors.length } },
+      });
+    }
+    return problem(res, 400, {
+      title: 'Invalid Request',
+      detail: 'One of "add" or "delete" is required.',
+      type: `${PROBLEMS}/invalid-request`,
+    });
+  };
+
+  const api: Omit<XStandin, 'url' | 'port' | 'close'> = {
+    ledger: () => [...ledger],
+    malformedLines: () => malformedWritten,
+    resetLedger: () => {
+      ledger.length = 0;
+      malformedWritten = 0;
+    },
+    stats: () => ({
+      activeConnection: live !== undefined && !live.done,
+      connects,
+      rejected: { ...rejected },
+      postsGenerated: corpus.generated,
+      postsWritten: ledger.length,
+      malformedLinesWritten: malformedWritten,
+      keepAlivesWritten,
+      backfilled,
+      rate,
+      rules: rules.size,
+      faults: { ...faults },
+    }),
+    setFaults: (f) => {
+      faults = { ...faults, ...f };
+      return { ...faults };
+    },
+    setRate: (r) => {
+      rate = Math.max(0, r);
+      carry = 0;
+    },
+    rules: () => [...rules.values()].map(publicRule),
+  };
+
+  const handleControl = async (req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> => {
+    if (req.method === 'GET' && path === '/_control/ledger') {
+      const posts = api.ledger();
+      return json(res, 200, { posts, count: posts.length, unique: new Set(posts).size, malformedLines: malformedWritten });
+    }
+    if (req.method === 'POST' && path === '/_control/ledger/reset') {
+      api.resetLedger();
+      return json(res, 200, { ok: true });
+    }
+    if (req.method === 'GET' && path === '/_control/stats') return json(res, 200, api.stats());
+    if (req.method === 'POST' && path === '/_control/faults') {
+      const body = (await readBody(req)) as StandinFaults;
+      return json(res, 200, api.setFaults(body));
+    }
+    if (req.method === 'POST' && path === '/_control/rate') {
+      const body = (await readBody(req)) as { rate?: unknown };
+      if (typeof body.rate !== 'number' || !(body.rate >= 0)) return json(res, 400, { error: 'expected {"rate": <posts/s>}' });
+      api.setRate(body.rate);
+      return json(res, 200, { rate });
+    }
+    return json(res, 404, { error: 'not found' });
+  };
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://standin');
+    const path = url.pathname.replace(/\/+$/, '');
+    const run = async (): Promise<void> => {
+      if (path.startsWith('/_control/')) return handleControl(req, res, path);
+      if (path === STREAM_PATH && req.method === 'GET') return handleStream(req, res, url);
+      if (path === RULES_PATH) {
+        if (!authorized(req)) return unauthorized(res);
+        if (req.method === 'GET') return handleRulesGet(res, url);
+        if (req.method === 'POST') return handleRulesPost(req, res, url);
+      }
+      return problem(res, 404, { title: 'Not Found Error', detail: `no route for ${req.method} ${path}`, type: 'about:blank' });
+    };
+    run().catch((err: Error) => {
+      if (!res.headersSent) json(res, 500, { error: err.message });
+      else res.destroy();
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = opts.host ?? '127.0.0.1';
+
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    ...api,
+    close: async () => {
+      clearInterval(timer);
+      if (live?.keepAlive) clearInterval(live.keepAlive);
+      live = undefined;
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
