@@ -3,18 +3,19 @@ const js = require('@eslint/js');
 const tseslint = require('typescript-eslint');
 const { builtinModules } = require('node:module');
 
-/** Node built-ins and SDK clients are not allowed in deterministic workflow code. */
-const workflowBanned = [
+/** Node built-ins and SDK clients are not allowed in deterministic workflow code (types are fine). */
+const workflowBanMessage =
+  'Workflows are deterministic: no Node built-ins or SDK clients (import types only).';
+const workflowBannedPaths = [
   ...builtinModules,
   ...builtinModules.map((m) => `node:${m}`),
   '@temporalio/activity',
   '@temporalio/client',
   '@temporalio/worker',
-  '@google-cloud/*',
   'twitter-api-v2',
   'pino',
   'prom-client',
-];
+].map((name) => ({ name, message: workflowBanMessage, allowTypeImports: true }));
 
 module.exports = tseslint.config(
   {
@@ -49,14 +50,15 @@ module.exports = tseslint.config(
   {
     files: ['src/workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
+      '@typescript-eslint/no-restricted-imports': [
         'error',
         {
+          paths: workflowBannedPaths,
           patterns: [
             {
-              group: workflowBanned,
+              group: ['@google-cloud/*', '**/adapters/**', '**/observability/**', '**/config', '**/config/*'],
               allowTypeImports: true,
-              message: 'Workflows are deterministic: no Node built-ins or SDK clients (import types only).',
+              message: workflowBanMessage,
             },
           ],
         },

@@ -1,0 +1,345 @@
+/**
+ * Activities of the stream worker: rule management and the long-running stream → Pub/Sub activity.
+ * Thin factory over adapters (X source, X rules client, Pub/Sub publisher); the worker is the
+ * composition root.
+ */
+import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
+import type { PubSub } from '@google-cloud/pubsub';
+import type { AppConfig } from '../config';
+import { XAuthError, XRuleError } from '../adapters/x/errors';
+import type { XRulesClient } from '../adapters/x/rules-client';
+import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
+import { PostPublisher } from '../adapters/pubsub/publisher';
+import { POST_SCHEMA_VERSION, type PostAttributes } from '../domain/post';
+import type { MinuteCount, StreamProgress } from '../domain/pipeline-status';
+import type { ActiveRule, StreamRule } from '../domain/rules';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import type { ProgressReport } from '../workflows/messages';
+
+/** Non-secret settings the supervisor resolves from the worker's configuration once per start. */
+export interface WorkerSettings {
+  rules: StreamRule[];
+  batchTaskQueue: string;
+  backfillMinutes: number;
+  loadIntervalMs: number;
+  loadBatchSize: number;
+  loadBacklogThreshold: number;
+  dqIntervalMs: number;
+}
+
+export interface StreamActivityInput {
+  supervisorWorkflowId: string;
+  /** Ask X to replay up to this many missed minutes after a gap (0 = off). */
+  backfillMinutes: number;
+}
+
+export interface StreamActivityResult {
+  postsPublished: number;
+  malformedPublished: number;
+  stoppedBecause: 'cancelled' | 'worker-shutdown';
+}
+
+/** What the activity heartbeats; a retried attempt reads it back (e.g. to ask for backfill minutes). */
+export interface StreamHeartbeat {
+  progress: StreamProgress;
+  /** Epoch ms of the last post received, for backfill after a crash. */
+  lastPostAtMs?: number;
+}
+
+export interface StreamActivityDeps {
+  config: Pick<AppConfig, 'x' | 'publish' | 'gcp' | 'load' | 'dq' | 'temporal'>;
+  logger: Logger;
+  metrics?: Metrics;
+  pubsub: PubSub | undefined;
+  /** Builds the X source (one connection at a time). */
+  createSource: () => XStreamSource;
+  /** Undefined when no bearer token is configured. */
+  rulesClient: XRulesClient | undefined;
+  /** Delivers a progress report to the supervisor (a Temporal signal in production). */
+  reportProgress: (workflowId: string, report: ProgressReport) => Promise<void>;
+  /** Aborted when the worker begins a graceful shutdown. */
+  shutdownSignal?: AbortSignal;
+  /** Override for tests: publish function instead of Pub/Sub. */
+  publishFn?: (data: Buffer, attributes: Record<string, string>) => Promise<string>;
+  progressIntervalMs?: number;
+  /** Size of the recent-id window used to suppress exact duplicate deliveries. */
+  dedupWindow?: number;
+}
+
+const MINUTE = 60_000;
+/** How many minutes of published counts a report may carry (older deltas are folded in). */
+const MAX_MINUTES_PER_REPORT = 240;
+
+export function minuteOf(iso: string): string {
+  const t = Date.parse(iso);
+  const ms = Number.isNaN(t) ? Date.now() : t;
+  return new Date(Math.floor(ms / MINUTE) * MINUTE).toISOString();
+}
+
+/** A bounded set of recently seen ids (FIFO eviction). */
+export class RecentIds {
+  private readonly set = new Set<string>();
+  constructor(private readonly capacity: number) {}
+  /** Returns true when `id` was already present. */
+  seen(id: string): boolean {
+    if (this.set.has(id)) return true;
+    this.set.add(id);
+    if (this.set.size > this.capacity) {
+      const oldest = this.set.values().next().value as string;
+      this.set.delete(oldest);
+    }
+    return false;
+  }
+}
+
+function emptyProgress(): StreamProgress {
+  return {
+    connected: false,
+    postsReceived: 0,
+    postsPublished: 0,
+    malformedPublished: 0,
+    duplicatesSuppressed: 0,
+    reconnects: 0,
+    reconnectsByReason: {},
+    backpressurePauses: 0,
+  };
+}
+
+function ruleFailure(err: XRuleError): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(err.message, 'XRuleError', err.problems);
+}
+
+export function createStreamActivities(deps: StreamActivityDeps) {
+  const { config, logger, metrics } = deps;
+
+  function requireRules(): XRulesClient {
+    if (!deps.rulesClient) {
+      throw ApplicationFailure.nonRetryable(
+        'no X bearer token configured on the stream worker: set X_BEARER_TOKEN or X_BEARER_TOKEN_FILE',
+        'XAuthError',
+      );
+    }
+    return deps.rulesClient;
+  }
+
+  async function callX<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof XRuleError) throw ruleFailure(err);
+      if (err instanceof XAuthError) throw ApplicationFailure.nonRetryable(err.message, 'XAuthError');
+      throw err;
+    }
+  }
+
+  return {
+    /** The worker's non-secret settings; the supervisor records them in history once per run. */
+    async resolveSettings(): Promise<WorkerSettings> {
+      return {
+        rules: config.x.rules,
+        batchTaskQueue: config.temporal.batchTaskQueue,
+        backfillMinutes: config.x.backfillMinutes,
+        loadIntervalMs: config.load.intervalMs,
+        loadBatchSize: config.load.batchSize,
+        loadBacklogThreshold: config.load.backlogThreshold,
+        dqIntervalMs: config.dq.intervalMs,
+      };
+    },
+
+    /** Validates rules with X's `dry_run`; rejects (non-retryable `XRuleError`) with X's reasons. */
+    async validateRules(rules: StreamRule[]): Promise<void> {
+      await callX(() => requireRules().validate(rules));
+    },
+
+    /** Makes X's rule set equal to `rules` (dry-run first, never half-applied); returns the applied set. */
+    async syncRules(rules: StreamRule[]): Promise<ActiveRule[]> {
+      const result = await callX(() => requireRules().sync(rules));
+      logger.info(
+        {
+          added: result.added.length,
+          deleted: result.deleted.length,
+          rules: result.applied.map((r) => r.value),
+        },
+        'X stream rules synced',
+      );
+      return result.applied;
+    },
+
+    /**
+     * Holds the X filtered stream open and publishes every message to Pub/Sub until cancelled
+     * (pause/stop) or the worker shuts down. Heartbeats progress; reports it to the supervisor.
+     */
+    async streamToPubSub(input: StreamActivityInput): Promise<StreamActivityResult> {
+      const ctx = Context.current();
+      const info = activityInfo();
+      const previous = info.heartbeatDetails as StreamHeartbeat | undefined;
+      const reporter = `${info.workflowExecution?.runId}/${info.activityId}/${info.attempt}`;
+      const progress = emptyProgress();
+      let lastPostAtMs = previous?.lastPostAtMs;
+      const pendingMinutes = new Map<string, number>();
+      const recent = new RecentIds(deps.dedupWindow ?? 100_000);
+      let sequence = 0;
+
+      // After a crash or a gap, ask X for the minutes missed (Enterprise; capped at 5, 0 = off).
+      let backfillMinutes = 0;
+      if (input.backfillMinutes > 0 && lastPostAtMs !== undefined) {
+        backfillMinutes = Math.min(input.backfillMinutes, Math.ceil((Date.now() - lastPostAtMs) / MINUTE));
+      }
+
+      const publisher = new PostPublisher(deps.pubsub, {
+        topic: config.gcp.topic,
+        ...config.publish,
+        logger,
+        publishFn: deps.publishFn,
+        // Counted when Pub/Sub acknowledged, per minute of the message's received_at (reconciliation).
+        onAcked: (attrs: PostAttributes, _id: string, receivedAt: string | undefined) => {
+          if (attrs.malformed === 'true') progress.malformedPublished += 1;
+          else {
+            progress.postsPublished += 1;
+            metrics?.postsPublished.inc();
+          }
+          const minute = minuteOf(receivedAt ?? new Date().toISOString());
+          pendingMinutes.set(minute, (pendingMinutes.get(minute) ?? 0) + 1);
+        },
+        onBackpressure: () => {
+          progress.backpressurePauses += 1;
+          metrics?.publishBackpressure.inc();
+        },
+        onPublishError: () => metrics?.publishErrors.inc(),
+      });
+
+      const stop = new AbortController();
+      const onCancel = () => stop.abort();
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      deps.shutdownSignal?.addEventListener('abort', onCancel);
+      if (ctx.cancellationSignal.aborted || deps.shutdownSignal?.aborted) stop.abort();
+
+      const source = deps.createSource();
+
+      const heartbeat = () => {
+        const s = source.stats();
+        progress.connected = s.connected;
+        progress.reconnects = s.reconnects;
+        progress.reconnectsByReason = { ...s.reconnectsByReason };
+        progress.lastError = s.lastError;
+        progress.updatedAt = new Date().toISOString();
+        metrics?.streamConnected.set(s.connected ? 1 : 0);
+        const details: StreamHeartbeat = { progress, lastPostAtMs };
+        ctx.heartbeat(details);
+      };
+
+      let reporting: Promise<void> = Promise.resolve();
+      const report = () => {
+        // Reports are sequential: a slow Temporal never causes overlapping or reordered reports.
+        reporting = reporting.then(async () => {
+          const minutes: MinuteCount[] = [...pendingMinutes.entries()]
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .slice(-MAX_MINUTES_PER_REPORT)
+            .map(([minute, published]) => ({ minute, published }));
+          const sent = new Map(minutes.map((m) => [m.minute, m.published]));
+          sequence += 1;
+          try {
+            await deps.reportProgress(input.supervisorWorkflowId, {
+              reporter,
+              sequence,
+              progress: { ...progress, reconnectsByReason: { ...progress.reconnectsByReason } },
+              publishedByMinute: minutes,
+            });
+            // Only what was delivered is subtracted; counts that arrived meanwhile stay pending.
+            for (const [minute, n] of sent) {
+              const left = (pendingMinutes.get(minute) ?? 0) - n;
+              if (left > 0) pendingMinutes.set(minute, left);
+              else pendingMinutes.delete(minute);
+            }
+          } catch (err) {
+            logger.warn(
+              { err: (err as Error).message },
+              'progress report to the supervisor failed; will retry',
+            );
+          }
+        });
+        return reporting;
+      };
+
+      const onMessage = async (m: StreamMessage): Promise<void> => {
+        if (m.kind === 'post') {
+          const post = m.post;
+          progress.postsReceived += 1;
+          metrics?.postsReceived.inc();
+          progress.lastPostId = post.id;
+          progress.lastPostAt = post.received_at;
+          lastPostAtMs = Date.parse(post.received_at);
+          if (recent.seen(post.id)) {
+            progress.duplicatesSuppressed += 1;
+            return;
+          }
+          const tags = post.matching_rules.map((r) => r.tag).filter((t): t is string => !!t);
+          await publisher.publish(
+            Buffer.from(JSON.stringify(post)),
+            {
+              post_id: post.id,
+              rule_tags: [...new Set(tags)].join(','),
+              schema_version: String(POST_SCHEMA_VERSION),
+              malformed: 'false',
+            },
+            post.received_at,
+          );
+        } else {
+          metrics?.malformedMessages.inc();
+          const msg = m.message;
+          // A malformed line has no trustworthy post id; the attribute stays empty.
+          await publisher.publish(
+            Buffer.from(JSON.stringify(msg)),
+            {
+              post_id: '',
+              rule_tags: '',
+              schema_version: String(POST_SCHEMA_VERSION),
+              malformed: 'true',
+              error: msg.reason.slice(0, 1024),
+            },
+            msg.received_at,
+          );
+        }
+      };
+
+      const onEvent = (e: StreamEvent) => {
+        if (e.type === 'disconnected') metrics?.reconnects.inc({ reason: e.reason });
+      };
+
+      heartbeat();
+      const progressEvery = deps.progressIntervalMs ?? 10_000;
+      const hbTimer = setInterval(heartbeat, config.publish.heartbeatIntervalMs);
+      const reportTimer = setInterval(() => void report(), progressEvery);
+      let failure: unknown;
+      try {
+        await source.run({ signal: stop.signal, onMessage, onEvent, backfillMinutes });
+      } catch (err) {
+        failure = err;
+      } finally {
+        clearInterval(hbTimer);
+        clearInterval(reportTimer);
+        const { unacked } = await publisher.close();
+        if (unacked > 0) logger.error({ unacked }, 'stream stopped with unacknowledged publishes');
+        heartbeat();
+        await report();
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+        deps.shutdownSignal?.removeEventListener('abort', onCancel);
+        metrics?.streamConnected.set(0);
+      }
+      if (failure instanceof XAuthError) throw ApplicationFailure.nonRetryable(failure.message, 'XAuthError');
+      if (failure) throw failure;
+      if (deps.shutdownSignal?.aborted && !ctx.cancellationSignal.aborted) {
+        // Retryable on purpose: another worker picks the stream up (after the heartbeat timeout at worst).
+        throw ApplicationFailure.retryable('stream worker is shutting down', 'WorkerShutdown');
+      }
+      return {
+        postsPublished: progress.postsPublished,
+        malformedPublished: progress.malformedPublished,
+        stoppedBecause: 'cancelled',
+      };
+    },
+  };
+}
+
+export type StreamActivities = ReturnType<typeof createStreamActivities>;

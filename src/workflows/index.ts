@@ -1,0 +1,3 @@
+/** Every workflow the workers register (the prebuilt bundle is built from this file). */
+export { supervisorWorkflow } from './supervisor';
+export { loadWorkflow } from './load';
