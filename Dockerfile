@@ -4,7 +4,7 @@
 #   node dist/src/workers/stream-worker.js      (default) X stream -> Pub/Sub, supervisor workflow
 #   node dist/src/workers/batch-worker.js       Pub/Sub -> BigQuery load and data-quality workflows
 #   node dist/src/dashboard/main.js             live dashboard
-#   node dist/dev/x-api-standin/main.js --port 8787   local X API stand-in (demo, compose)
+#   node dist/dev/x-api-standin/main.js --host 0.0.0.0 --port 8787   X API stand-in (demo, compose)
 #   node dist/src/workers/setup.js              provisions topic/subscription/dataset/tables, exits
 #
 # glibc base on purpose: Temporal's native core (@temporalio/core-bridge) does not support Alpine/musl.
