@@ -365,13 +365,15 @@ describe.each(overlays)('k8s/overlays/%s', (overlay) => {
   });
 
   it('annotates every app pod for Prometheus scraping on a declared port', () => {
-    for (const name of temporalClients) {
+    for (const name of ['stream-worker', 'batch-worker']) {
       const w = workload(name);
       expect(w.annotations['prometheus.io/scrape']).toBe('true');
       expect(w.annotations['prometheus.io/path']).toBe('/metrics');
       const ports = w.pod.containers.flatMap((c) => (c.ports ?? []).map((p) => String(p.containerPort)));
       expect(ports).toContain(w.annotations['prometheus.io/port']);
     }
+    // The dashboard has no /metrics endpoint: it states that instead of failing scrapes.
+    expect(workload('dashboard').annotations['prometheus.io/scrape']).toBe('false');
   });
 
   it('matches the health ports of the containers to the settings they read', () => {
