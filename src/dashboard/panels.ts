@@ -1,0 +1,526 @@
+/**
+ * One loader per dashboard panel: a parameterised query over the views of `src/domain/views.ts`,
+ * shaped into the JSON the page draws. Every panel answers either data, or an explanatory empty state
+ * (no rows yet, a view not created yet), or an error; never a bare exception.
+ */
+import { BigQuery } from '@google-cloud/bigquery';
+import type { AppConfig } from '../config';
+import { qualified, type ViewName } from '../domain/views';
+import {
+  loadWorkflowId,
+  qualityWorkflowId,
+  supervisorWorkflowId,
+  type PipelineStatus,
+} from '../domain/pipeline-status';
+
+export type Range = 'hour' | 'day';
+export const RANGES: Record<Range, number> = { hour: 3_600_000, day: 86_400_000 };
+
+export type DashboardConfig = Pick<AppConfig, 'gcp' | 'temporal' | 'x' | 'load' | 'ports'>;
+
+/** What every panel endpoint returns. `message` explains an empty panel (or an error). */
+export type Panel<T> =
+  | { state: 'ok'; data: T }
+  | { state: 'empty'; data?: T; message: string }
+  | { state: 'error'; message: string };
+
+export interface PanelContext {
+  bigquery: BigQuery;
+  config: DashboardConfig;
+  range: Range;
+  /** Start of the window. */
+  since: Date;
+  now: Date;
+}
+
+type SqlRow = Record<string, unknown>;
+
+const TOP_N = 10;
+
+/** BigQuery TIMESTAMP values arrive as `{ value }` (BigQueryTimestamp); give the page ISO strings. */
+export function iso(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  const raw = typeof v === 'object' && 'value' in (v as object) ? (v as { value: unknown }).value : v;
+  const d = raw instanceof Date ? raw : new Date(String(raw));
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+const num = (v: unknown): number => {
+  if (v === null || v === undefined) return 0;
+  const n =
+    typeof v === 'object' && 'value' in (v as object) ? Number((v as { value: unknown }).value) : Number(v);
+  return Number.isFinite(n) ? n : 0;
+};
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+const isNotFound = (err: unknown): boolean => {
+  const e = err as { code?: number; message?: string };
+  return e?.code === 404 || /not found/i.test(e?.message ?? '');
+};
+
+/** A view that does not exist yet (tables/views not provisioned, dq_results not written yet). */
+class ViewMissing extends Error {}
+
+async function query(ctx: PanelContext, view: ViewName, sql: string, params: Record<string, unknown> = {}) {
+  const text = sql.replace(/\{view\}/g, qualified(ctx.config.gcp, view));
+  try {
+    const [rows] = await ctx.bigquery.query({ query: text, params, location: ctx.config.gcp.location });
+    return rows as SqlRow[];
+  } catch (err) {
+    if (isNotFound(err)) {
+      throw new ViewMissing(
+        `The view ${ctx.config.gcp.dataset}.${view} does not exist yet. Run \`npm run setup\` ` +
+          `(it creates the tables and views), or wait for the first load.`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Runs a loader, turning a missing view into an empty state and any other failure into an error. */
+export async function settle<T>(
+  load: () => Promise<Panel<T>>,
+  onError: (err: unknown) => void,
+): Promise<Panel<T>> {
+  try {
+    return await load();
+  } catch (err) {
+    if (err instanceof ViewMissing) return { state: 'empty', message: err.message };
+    onError(err);
+    return { state: 'error', message: `Query failed: ${(err as Error)?.message ?? String(err)}` };
+  }
+}
+
+const windowLabel = (r: Range) => (r === 'hour' ? 'the last hour' : 'the last 24 hours');
+const panel = <T>(data: T, isEmpty: boolean, message: string): Panel<T> =>
+  isEmpty ? { state: 'empty', data, message } : { state: 'ok', data };
+
+// -------------------------------------------------------------------------------------------------
+// Volume
+// -------------------------------------------------------------------------------------------------
+
+export interface PostsPerMinute {
+  bucketSeconds: 60;
+  loadIntervalMs: number;
+  totalCreated: number;
+  totalLoaded: number;
+  /** Minutes with any post created or loaded, ascending. */
+  points: { minute: string; created: number; loaded: number }[];
+}
+
+export async function postsPerMinute(ctx: PanelContext): Promise<Panel<PostsPerMinute>> {
+  const sql = 'SELECT minute, posts FROM {view} WHERE minute >= @since ORDER BY minute';
+  const [created, loaded] = await Promise.all([
+    query(ctx, 'v_posts_per_minute', sql, { since: ctx.since }),
+    query(ctx, 'v_loaded_per_minute', sql, { since: ctx.since }),
+  ]);
+  const byMinute = new Map<string, { minute: string; created: number; loaded: number }>();
+  const at = (m: unknown) => {
+    const minute = iso(m)!;
+    let p = byMinute.get(minute);
+    if (!p) byMinute.set(minute, (p = { minute, created: 0, loaded: 0 }));
+    return p;
+  };
+  for (const r of created) at(r.minute).created += num(r.posts);
+  for (const r of loaded) at(r.minute).loaded += num(r.posts);
+  const points = [...byMinute.values()].sort((a, b) => a.minute.localeCompare(b.minute));
+  const data: PostsPerMinute = {
+    bucketSeconds: 60,
+    loadIntervalMs: ctx.config.load.intervalMs,
+    totalCreated: points.reduce((s, p) => s + p.created, 0),
+    totalLoaded: points.reduce((s, p) => s + p.loaded, 0),
+    points,
+  };
+  return panel(
+    data,
+    points.length === 0,
+    `No posts in ${windowLabel(ctx.range)}. Posts appear here after the load workflow's next batch ` +
+      `(every ${Math.round(ctx.config.load.intervalMs / 1000)} s) once the stream is running.`,
+  );
+}
+
+// -------------------------------------------------------------------------------------------------
+// Top lists
+// -------------------------------------------------------------------------------------------------
+
+export interface TopList {
+  items: { key: string; posts: number }[];
+}
+
+function topOf(view: ViewName, column: string, what: string) {
+  return async (ctx: PanelContext): Promise<Panel<TopList>> => {
+    const rows = await query(
+      ctx,
+      view,
+      `SELECT ${column} AS key, SUM(posts) AS posts FROM {view} WHERE minute >= @since
+       GROUP BY key ORDER BY posts DESC, key LIMIT @limit`,
+      { since: ctx.since, limit: BigQuery.int(TOP_N) },
+    );
+    const items = rows.map((r) => ({ key: String(r.key), posts: num(r.posts) }));
+    return panel({ items }, items.length === 0, `No ${what} in posts of ${windowLabel(ctx.range)}.`);
+  };
+}
+
+export const topHashtags = topOf('v_top_hashtags', 'hashtag', 'hashtags');
+export const topMentions = topOf('v_top_mentions', 'mention', 'mentions');
+export const topDomains = topOf('v_top_domains', 'domain', 'links');
+export const languages = topOf('v_languages', 'lang', 'posts');
+
+export interface TopPosts {
+  items: {
+    id: string;
+    url: string;
+    author: string | null;
+    text: string | null;
+    lang: string | null;
+    createdAt: string | null;
+    likes: number;
+    reposts: number;
+    replies: number;
+    quotes: number;
+    engagement: number;
+  }[];
+}
+
+export async function topPosts(ctx: PanelContext): Promise<Panel<TopPosts>> {
+  const rows = await query(
+    ctx,
+    'v_top_posts',
+    `SELECT id, url, author_username, text, lang, created_at, like_count, retweet_count, reply_count,
+            quote_count, engagement
+     FROM {view} WHERE created_at >= @since
+     ORDER BY engagement DESC, created_at DESC, id LIMIT @limit`,
+    { since: ctx.since, limit: BigQuery.int(TOP_N) },
+  );
+  const items = rows.map((r) => ({
+    id: String(r.id),
+    url: String(r.url),
+    author: str(r.author_username),
+    text: str(r.text),
+    lang: str(r.lang),
+    createdAt: iso(r.created_at),
+    likes: num(r.like_count),
+    reposts: num(r.retweet_count),
+    replies: num(r.reply_count),
+    quotes: num(r.quote_count),
+    engagement: num(r.engagement),
+  }));
+  return panel({ items }, items.length === 0, `No posts in ${windowLabel(ctx.range)}.`);
+}
+
+// -------------------------------------------------------------------------------------------------
+// Pipeline: lag, dead letters, load runs (and the backlog they reveal)
+// -------------------------------------------------------------------------------------------------
+
+export interface IngestionLag {
+  /** Posts loaded in the window. */
+  posts: number;
+  avgSeconds: number | null;
+  minSeconds: number | null;
+  maxSeconds: number | null;
+  /** The latest loaded minute's average. */
+  latest: { minute: string; avgSeconds: number } | null;
+  points: { minute: string; posts: number; avgSeconds: number; maxSeconds: number }[];
+}
+
+export async function ingestionLag(ctx: PanelContext): Promise<Panel<IngestionLag>> {
+  const rows = await query(
+    ctx,
+    'v_ingestion_lag',
+    `SELECT minute, posts, lag_seconds_sum, lag_seconds_min, lag_seconds_max FROM {view}
+     WHERE minute >= @since ORDER BY minute`,
+    { since: ctx.since },
+  );
+  const points = rows.map((r) => ({
+    minute: iso(r.minute)!,
+    posts: num(r.posts),
+    avgSeconds: num(r.posts) > 0 ? num(r.lag_seconds_sum) / num(r.posts) : 0,
+    maxSeconds: num(r.lag_seconds_max),
+    minSeconds: num(r.lag_seconds_min),
+  }));
+  const posts = points.reduce((s, p) => s + p.posts, 0);
+  const sum = rows.reduce((s, r) => s + num(r.lag_seconds_sum), 0);
+  const last = points.at(-1);
+  const data: IngestionLag = {
+    posts,
+    avgSeconds: posts > 0 ? sum / posts : null,
+    minSeconds: points.length > 0 ? Math.min(...points.map((p) => p.minSeconds)) : null,
+    maxSeconds: points.length > 0 ? Math.max(...points.map((p) => p.maxSeconds)) : null,
+    latest: last ? { minute: last.minute, avgSeconds: last.avgSeconds } : null,
+    points: points.map(({ minute, posts: n, avgSeconds, maxSeconds }) => ({
+      minute,
+      posts: n,
+      avgSeconds,
+      maxSeconds,
+    })),
+  };
+  return panel(data, posts === 0, `No posts loaded in ${windowLabel(ctx.range)}, so no lag to measure.`);
+}
+
+export interface DeadLetters {
+  total: number;
+  byStage: { stage: string; count: number }[];
+  points: { minute: string; count: number }[];
+}
+
+export async function deadLetters(ctx: PanelContext): Promise<Panel<DeadLetters>> {
+  const rows = await query(
+    ctx,
+    'v_dead_letters_per_minute',
+    'SELECT minute, error_stage, dead_letters FROM {view} WHERE minute >= @since ORDER BY minute',
+    { since: ctx.since },
+  );
+  const stages = new Map<string, number>();
+  const minutes = new Map<string, number>();
+  for (const r of rows) {
+    const n = num(r.dead_letters);
+    const stage = String(r.error_stage);
+    stages.set(stage, (stages.get(stage) ?? 0) + n);
+    const m = iso(r.minute)!;
+    minutes.set(m, (minutes.get(m) ?? 0) + n);
+  }
+  const data: DeadLetters = {
+    total: [...stages.values()].reduce((s, n) => s + n, 0),
+    byStage: [...stages]
+      .map(([stage, count]) => ({ stage, count }))
+      .sort((a, b) => b.count - a.count || a.stage.localeCompare(b.stage)),
+    points: [...minutes].map(([minute, count]) => ({ minute, count })),
+  };
+  return panel(data, data.total === 0, `No dead letters in ${windowLabel(ctx.range)}: every message loaded.`);
+}
+
+export interface LoadRun {
+  runId: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  messages: number;
+  rowsLoaded: number;
+  duplicatesSkipped: number;
+  deadLetters: number;
+  outcome: string | null;
+  attempt: number | null;
+}
+
+export interface LoadRuns {
+  /** Newest first. */
+  items: LoadRun[];
+  window: {
+    runs: number;
+    messages: number;
+    rowsLoaded: number;
+    duplicatesSkipped: number;
+    deadLetters: number;
+  };
+  /**
+   * The backlog as the last batch reveals it: a batch at least LOAD_BACKLOG_THRESHOLD messages full
+   * means more were waiting in the subscription.
+   */
+  backlog: {
+    lastBatchMessages: number | null;
+    threshold: number;
+    batchFull: boolean;
+    lastRunAgeSeconds: number | null;
+  };
+}
+
+export async function loadRuns(ctx: PanelContext): Promise<Panel<LoadRuns>> {
+  const [recent, totals] = await Promise.all([
+    query(
+      ctx,
+      'v_load_runs_recent',
+      `SELECT run_id, attempt, started_at, finished_at, duration_ms, message_count, rows_loaded,
+              duplicates_skipped, dead_letters, outcome
+       FROM {view} ORDER BY started_at DESC, run_id DESC LIMIT @limit`,
+      { limit: BigQuery.int(TOP_N) },
+    ),
+    query(
+      ctx,
+      'v_load_runs_recent',
+      `SELECT COUNT(*) AS runs, SUM(message_count) AS messages, SUM(rows_loaded) AS rows_loaded,
+              SUM(duplicates_skipped) AS duplicates_skipped, SUM(dead_letters) AS dead_letters
+       FROM {view} WHERE started_at >= @since`,
+      { since: ctx.since },
+    ),
+  ]);
+  const items: LoadRun[] = recent.map((r) => ({
+    runId: String(r.run_id),
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    durationMs: numOrNull(r.duration_ms),
+    messages: num(r.message_count),
+    rowsLoaded: num(r.rows_loaded),
+    duplicatesSkipped: num(r.duplicates_skipped),
+    deadLetters: num(r.dead_letters),
+    outcome: str(r.outcome),
+    attempt: numOrNull(r.attempt),
+  }));
+  const t = totals[0] ?? {};
+  const last = items[0];
+  const lastAt = last ? (last.finishedAt ?? last.startedAt) : null;
+  const threshold = ctx.config.load.backlogThreshold;
+  const data: LoadRuns = {
+    items,
+    window: {
+      runs: num(t.runs),
+      messages: num(t.messages),
+      rowsLoaded: num(t.rows_loaded),
+      duplicatesSkipped: num(t.duplicates_skipped),
+      deadLetters: num(t.dead_letters),
+    },
+    backlog: {
+      lastBatchMessages: last ? last.messages : null,
+      threshold,
+      batchFull: last ? last.messages >= threshold : false,
+      lastRunAgeSeconds: lastAt ? Math.max(0, (ctx.now.getTime() - Date.parse(lastAt)) / 1000) : null,
+    },
+  };
+  return panel(
+    data,
+    items.length === 0,
+    'No load runs in the last 7 days. The load workflow writes one row per batch once it runs.',
+  );
+}
+
+// -------------------------------------------------------------------------------------------------
+// Data quality
+// -------------------------------------------------------------------------------------------------
+
+export interface DqResult {
+  runId: string | null;
+  check: string;
+  status: string;
+  severity: string | null;
+  observed: number | null;
+  threshold: number | null;
+  details: string | null;
+  windowStart: string | null;
+  windowEnd: string | null;
+  checkedAt: string | null;
+}
+
+export interface Quality {
+  /** Latest result of each check, failing first. */
+  latest: DqResult[];
+  /** The last 24 hours, oldest first. */
+  history: DqResult[];
+  overall: 'ok' | 'warn' | 'fail' | null;
+}
+
+const dqRow = (r: SqlRow): DqResult => ({
+  runId: str(r.run_id),
+  check: String(r.check),
+  status: String(r.status),
+  severity: str(r.severity),
+  observed: numOrNull(r.observed),
+  threshold: numOrNull(r.threshold),
+  details: str(r.details),
+  windowStart: iso(r.window_start),
+  windowEnd: iso(r.window_end),
+  checkedAt: iso(r.checked_at),
+});
+
+const STATUS_RANK: Record<string, number> = { fail: 0, warn: 1, ok: 2 };
+const DQ_COLUMNS =
+  'run_id, `check`, status, severity, observed, threshold, details, window_start, window_end, checked_at';
+
+export async function quality(ctx: PanelContext): Promise<Panel<Quality>> {
+  const dayAgo = new Date(ctx.now.getTime() - RANGES.day);
+  let latestRows: SqlRow[];
+  let historyRows: SqlRow[];
+  try {
+    [latestRows, historyRows] = await Promise.all([
+      query(ctx, 'v_dq_latest', `SELECT ${DQ_COLUMNS} FROM {view}`),
+      query(
+        ctx,
+        'v_dq_history',
+        `SELECT ${DQ_COLUMNS} FROM {view} WHERE checked_at >= @since ORDER BY checked_at, \`check\``,
+        { since: dayAgo },
+      ),
+    ]);
+  } catch (err) {
+    if (!(err instanceof ViewMissing)) throw err;
+    return {
+      state: 'empty',
+      data: { latest: [], history: [], overall: null },
+      message:
+        `No data-quality results yet: the ${ctx.config.gcp.tables.dqResults} table or its views do not ` +
+        'exist. The quality workflow writes them on its first run; `npm run setup` then creates the views.',
+    };
+  }
+  const latest = latestRows
+    .map(dqRow)
+    .sort(
+      (a, b) => (STATUS_RANK[a.status] ?? 3) - (STATUS_RANK[b.status] ?? 3) || a.check.localeCompare(b.check),
+    );
+  const history = historyRows.map(dqRow);
+  const overall =
+    latest.length === 0
+      ? null
+      : latest.some((r) => r.status === 'fail')
+        ? 'fail'
+        : latest.some((r) => r.status === 'warn')
+          ? 'warn'
+          : 'ok';
+  return panel(
+    { latest, history, overall },
+    latest.length === 0,
+    'No data-quality results yet: the quality workflow has not run a check.',
+  );
+}
+
+// -------------------------------------------------------------------------------------------------
+// Supervisor status (Temporal) and links
+// -------------------------------------------------------------------------------------------------
+
+/** Thrown by a `status()` implementation when the supervisor cannot answer; `message` is shown as is. */
+export class SupervisorUnavailableError extends Error {
+  override readonly name = 'SupervisorUnavailableError';
+}
+
+export interface WorkflowLink {
+  role: 'supervisor' | 'load' | 'quality';
+  workflowId: string;
+  url: string;
+}
+
+export interface PipelineHealth {
+  links: WorkflowLink[];
+  running: boolean;
+  /** Why the supervisor's status is not shown (when `running` is false). */
+  reason?: string;
+  status?: PipelineStatus;
+}
+
+export function workflowLinks(config: DashboardConfig): WorkflowLink[] {
+  const ns = encodeURIComponent(config.temporal.namespace);
+  const link = (role: WorkflowLink['role'], workflowId: string): WorkflowLink => ({
+    role,
+    workflowId,
+    url: `${config.temporal.uiUrl}/namespaces/${ns}/workflows/${encodeURIComponent(workflowId)}`,
+  });
+  const name = config.x.streamName;
+  return [
+    link('supervisor', supervisorWorkflowId(name)),
+    link('load', loadWorkflowId(name)),
+    link('quality', qualityWorkflowId(name)),
+  ];
+}
+
+export async function pipelineHealth(
+  config: DashboardConfig,
+  status: () => Promise<PipelineStatus>,
+): Promise<Panel<PipelineHealth>> {
+  const links = workflowLinks(config);
+  try {
+    const s = await status();
+    return { state: 'ok', data: { links, running: true, status: s } };
+  } catch (err) {
+    const reason =
+      err instanceof SupervisorUnavailableError
+        ? err.message
+        : `The supervisor's status query failed: ${(err as Error)?.message ?? String(err)}`;
+    return { state: 'empty', data: { links, running: false, reason }, message: reason };
+  }
+}
