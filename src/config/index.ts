@@ -84,6 +84,7 @@ export interface PublishConfig {
   maxOutstandingMessages: number;
   maxOutstandingBytes: number;
   heartbeatIntervalMs: number;
+  progressReportIntervalMs: number;
 }
 
 export interface AppConfig {
@@ -214,6 +215,7 @@ export function loadConfig(
       maxOutstandingMessages: v.publishMaxOutstandingMessages!,
       maxOutstandingBytes: v.publishMaxOutstandingBytes!,
       heartbeatIntervalMs: v.heartbeatIntervalMs!,
+      progressReportIntervalMs: v.progressReportIntervalMs!,
     },
     load: {
       intervalMs: v.loadIntervalMs!,

@@ -402,6 +402,15 @@ export const settings = {
     default: '5000',
     schema: parsers.positiveInt(),
   }),
+  progressReportIntervalMs: s({
+    env: 'PROGRESS_REPORT_INTERVAL_MS',
+    group: 'Stream and publish',
+    form: 'a positive integer (milliseconds)',
+    description:
+      'How often the stream activity reports its counters to the supervisor (one signal each: history grows with time, not posts).',
+    default: '10000',
+    schema: parsers.positiveInt(),
+  }),
 
   // --- load ---
   loadIntervalMs: s({
