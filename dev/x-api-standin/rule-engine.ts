@@ -3,7 +3,8 @@
  * way X does for common mistakes and to match generated posts against the active rules.
  *
  * Supported (case-insensitive):
- * - keywords (`tesla`): the word appears in the text (word-boundary match, punctuation ignored);
+ * - keywords (`tesla`): the word appears in the text (Latin word boundaries; punctuation and CJK
+ *   characters around it do not prevent a match);
  * - `"exact phrase"`; `#hashtag`; `@mention`; `lang:xx`; `is:retweet|reply|quote`;
  *   `has:links|hashtags|mentions`; `from:username`;
  * - AND by juxtaposition, `OR`, negation `-term`, parentheses.
@@ -141,7 +142,9 @@ function hasPositive(n: Node): boolean {
   }
 }
 
-const WORD_CHAR = /[\p{L}\p{N}_]/u;
+/** Word characters for keyword boundaries: Latin letters and digits (CJK text has no spaces, so a
+ * keyword next to a Korean or Japanese character still matches, as on X). */
+const WORD_CHAR = /[A-Za-z0-9_\u00C0-\u024F]/;
 
 function containsWord(text: string, word: string): boolean {
   let from = 0;
