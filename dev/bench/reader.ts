@@ -47,7 +47,7 @@ for (const line of lines) {
 }
 const body = Buffer.from(parts.join(''), 'utf8');
 const chunks: Buffer[] = [];
-for (let off = 0; off < body.length; ) {
+for (let off = 0; off < body.length;) {
   const size = 1 + Math.floor(r() ** 2 * maxChunk);
   chunks.push(body.subarray(off, Math.min(body.length, off + size)));
   off += size;
@@ -83,7 +83,8 @@ function readerNormalize(): number {
   const t = process.hrtime.bigint();
   const d = new LineDecoder();
   const at = new Date().toISOString();
-  for (const c of chunks) for (const line of d.push(c)) sink += normalizeStreamLine(line, at).kind === 'post' ? 1 : 0;
+  for (const c of chunks)
+    for (const line of d.push(c)) sink += normalizeStreamLine(line, at).kind === 'post' ? 1 : 0;
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 

@@ -38,7 +38,12 @@ interface User {
   username: string;
   name: string;
   verified: boolean;
-  public_metrics: { followers_count: number; following_count: number; tweet_count: number; listed_count: number };
+  public_metrics: {
+    followers_count: number;
+    following_count: number;
+    tweet_count: number;
+    listed_count: number;
+  };
 }
 
 type Lang = 'en' | 'es' | 'de' | 'ko' | 'ja';
@@ -87,9 +92,38 @@ const LONG_TAIL: Record<Lang, string> = {
 };
 
 const EMOJI = ['🚗', '⚡', '🔋', '😂', '🔥', '👀', '🙌', '🇩🇪', '🇰🇷', '🇯🇵', '👨‍👩‍👧', '❤️', '🤔', '✨'];
-const TAGS = ['EV', 'Tesla', 'ElectricCars', 'Model3', 'FSD', '電気自動車', '전기차', 'Elektroauto', 'cocheeléctrico'];
-const DOMAINS = ['example.com', 'news.example.org', 'blog.example.net', 'techpress.example', 'www.example.co.jp'];
-const FIRST = ['Alex', 'María', 'Jörg', '민준', '結衣', 'Sam', 'Lucía', 'Anke', '서연', '蓮', 'Chris', 'José'];
+const TAGS = [
+  'EV',
+  'Tesla',
+  'ElectricCars',
+  'Model3',
+  'FSD',
+  '電気自動車',
+  '전기차',
+  'Elektroauto',
+  'cocheeléctrico',
+];
+const DOMAINS = [
+  'example.com',
+  'news.example.org',
+  'blog.example.net',
+  'techpress.example',
+  'www.example.co.jp',
+];
+const FIRST = [
+  'Alex',
+  'María',
+  'Jörg',
+  '민준',
+  '結衣',
+  'Sam',
+  'Lucía',
+  'Anke',
+  '서연',
+  '蓮',
+  'Chris',
+  'José',
+];
 const LAST = ['Smith', 'García', 'Müller', '김', '佐藤', 'Lee', 'López', 'Schmidt', '박', '鈴木'];
 const LANGS: Lang[] = ['en', 'en', 'en', 'es', 'de', 'ko', 'ja'];
 

@@ -62,7 +62,7 @@ function tokenize(rule: string): Tok[] {
     }
     if (d === '"') {
       const end = rule.indexOf('"', j + 1);
-      if (end === -1) throw new RuleSyntaxError('Unmatched double quote (\'"\')');
+      if (end === -1) throw new RuleSyntaxError("Unmatched double quote ('\"')");
       const phrase = rule.slice(j + 1, end).trim();
       if (phrase === '') throw new RuleSyntaxError('Empty quoted phrase');
       toks.push({ k: 'phrase', v: phrase.toLowerCase(), neg });
@@ -98,7 +98,9 @@ function parse(rule: string): Node {
     while (p < toks.length && toks[p]!.k !== 'OR' && toks[p]!.k !== ')') ns.push(unary());
     if (ns.length === 0) {
       throw new RuleSyntaxError(
-        p < toks.length && toks[p]!.k === 'OR' ? 'Ambiguous use of OR: it must be between two terms' : 'Empty group',
+        p < toks.length && toks[p]!.k === 'OR'
+          ? 'Ambiguous use of OR: it must be between two terms'
+          : 'Empty group',
       );
     }
     return ns.length === 1 ? ns[0]! : { t: 'and', ns };
@@ -108,13 +110,17 @@ function parse(rule: string): Node {
     let n: Node;
     if (tok.k === '(') {
       n = orExpr();
-      if (p >= toks.length || toks[p]!.k !== ')') throw new RuleSyntaxError("Unbalanced parentheses: missing ')'");
+      if (p >= toks.length || toks[p]!.k !== ')')
+        throw new RuleSyntaxError("Unbalanced parentheses: missing ')'");
       p++;
     } else if (tok.k === 'phrase') {
       n = { t: 'phrase', v: tok.v };
     } else {
       const m = /^([a-z_]+):(.+)$/.exec(tok.v);
-      n = m && ['lang', 'is', 'has', 'from'].includes(m[1]!) ? { t: 'op', op: m[1]!, v: m[2]! } : { t: 'term', v: tok.v };
+      n =
+        m && ['lang', 'is', 'has', 'from'].includes(m[1]!)
+          ? { t: 'op', op: m[1]!, v: m[2]! }
+          : { t: 'term', v: tok.v };
     }
     return tok.neg ? { t: 'not', n } : n;
   };
@@ -173,7 +179,11 @@ function evalNode(n: Node, post: MatchablePost): boolean {
         case 'from':
           return post.username === n.v.replace(/^@/, '');
         case 'is':
-          return n.v === 'retweet' ? post.isRetweet : n.v === 'reply' ? post.isReply : n.v === 'quote' && post.isQuote;
+          return n.v === 'retweet'
+            ? post.isRetweet
+            : n.v === 'reply'
+              ? post.isReply
+              : n.v === 'quote' && post.isQuote;
         case 'has':
           return n.v === 'links'
             ? post.hasLinks
@@ -221,7 +231,8 @@ function positiveSeeds(n: Node, out: string[]): void {
 /** Validates and compiles a rule value; throws {@link RuleSyntaxError} with X-like details. */
 export function compileRule(value: string): CompiledRule {
   if (value.trim() === '') throw new RuleSyntaxError('Rule is empty');
-  if (value.length > 1024) throw new RuleSyntaxError(`Rule is ${value.length} characters; the maximum is 1024`);
+  if (value.length > 1024)
+    throw new RuleSyntaxError(`Rule is ${value.length} characters; the maximum is 1024`);
   const node = parse(value);
   const seeds: string[] = [];
   positiveSeeds(node, seeds);

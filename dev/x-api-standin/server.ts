@@ -128,7 +128,12 @@ const STREAM_PATH = '/2/tweets/search/stream';
 const PROBLEMS = 'https://api.twitter.com/2/problems';
 const MALFORMED_LINE = '{"data":{"id":"0","text":"this line is cut short';
 
-function problem(res: http.ServerResponse, status: number, body: Record<string, unknown>, headers = {}): void {
+function problem(
+  res: http.ServerResponse,
+  status: number,
+  body: Record<string, unknown>,
+  headers = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/problem+json',
@@ -206,7 +211,8 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     return stored;
   };
   for (const r of opts.rules ?? []) addRule(r);
-  const publicRule = (r: StoredRule): ActiveRule => (r.tag ? { id: r.id, value: r.value, tag: r.tag } : { id: r.id, value: r.value });
+  const publicRule = (r: StoredRule): ActiveRule =>
+    r.tag ? { id: r.id, value: r.value, tag: r.tag } : { id: r.id, value: r.value };
 
   // ---- writing to the live connection -------------------------------------------------------
 
@@ -256,7 +262,8 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     // Cut points: random positions, plus one between each '\r' and '\n', plus one inside a
     // multi-byte character when there is one.
     const cuts = new Set<number>();
-    for (let i = 0; i < Math.max(2, items.length * 2); i++) cuts.add(1 + Math.floor(splitRng() * (all.length - 1)));
+    for (let i = 0; i < Math.max(2, items.length * 2); i++)
+      cuts.add(1 + Math.floor(splitRng() * (all.length - 1)));
     let off = 0;
     for (const b of bufs) {
       off += b.length;
@@ -396,7 +403,11 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     rejected[status] = (rejected[status] ?? 0) + 1;
   };
 
-  const handleStream = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> => {
+  const handleStream = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+  ): Promise<void> => {
     if (!authorized(req) || (faults.unauthorizedConnects ?? 0) > 0) {
       if ((faults.unauthorizedConnects ?? 0) > 0) faults.unauthorizedConnects! -= 1;
       reject(401);
@@ -416,7 +427,12 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     if ((faults.unavailableConnects ?? 0) > 0) {
       faults.unavailableConnects! -= 1;
       reject(503);
-      return problem(res, 503, { title: 'Service Unavailable', detail: 'Service Unavailable', type: 'about:blank', status: 503 });
+      return problem(res, 503, {
+        title: 'Service Unavailable',
+        detail: 'Service Unavailable',
+        type: 'about:blank',
+        status: 503,
+      });
     }
     const backfillParam = url.searchParams.get('backfill_minutes');
     const backfillMinutes = backfillParam === null ? 0 : Number(backfillParam);
@@ -425,7 +441,9 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
       return problem(res, 400, {
         title: 'Invalid Request',
         detail: 'One or more parameters to your request was invalid.',
-        errors: [{ parameters: { backfill_minutes: [backfillParam] }, message: 'backfill_minutes must be 0-5' }],
+        errors: [
+          { parameters: { backfill_minutes: [backfillParam] }, message: 'backfill_minutes must be 0-5' },
+        ],
         type: `${PROBLEMS}/invalid-request`,
       });
     }
@@ -485,13 +503,21 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     json(res, 200, page.length > 0 ? { data: page, meta } : { meta });
   };
 
-  const handleRulesPost = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> => {
+  const handleRulesPost = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+  ): Promise<void> => {
     const dryRun = url.searchParams.get('dry_run') === 'true';
     let body: { add?: StreamRule[]; delete?: { ids?: string[]; values?: string[] } };
     try {
       body = (await readBody(req)) as typeof body;
     } catch (err) {
-      return problem(res, 400, { title: 'Invalid Request', detail: (err as Error).message, type: `${PROBLEMS}/invalid-request` });
+      return problem(res, 400, {
+        title: 'Invalid Request',
+        detail: (err as Error).message,
+        type: `${PROBLEMS}/invalid-request`,
+      });
     }
     const sent = new Date().toISOString();
     if (Array.isArray(body.add)) {
@@ -506,7 +532,12 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
         } catch (err) {
           if (!(err instanceof RuleSyntaxError)) throw err;
           invalid++;
-          errors.push({ value, details: [err.message], title: 'Invalid Rule', type: `${PROBLEMS}/invalid-rules` });
+          errors.push({
+            value,
+            details: [err.message],
+            title: 'Invalid Rule',
+            type: `${PROBLEMS}/invalid-rules`,
+          });
           continue;
         }
         const dup = seen.get(value);
@@ -531,7 +562,10 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
       return json(res, 200, {
         ...(created.length > 0 ? { data: created } : {}),
         ...(errors.length > 0 ? { errors } : {}),
-        meta: { sent, summary: { created: created.length, not_created: body.add.length - created.length, ...summaryBase } },
+        meta: {
+          sent,
+          summary: { created: created.length, not_created: body.add.length - created.length, ...summaryBase },
+        },
       });
     }
     if (body.delete && (Array.isArray(body.delete.ids) || Array.isArray(body.delete.values))) {
@@ -548,7 +582,12 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
           if (!dryRun) rules.delete(id);
           deleted++;
         } else {
-          errors.push({ id, title: 'Not Found', detail: `rule ${id} does not exist`, type: `${PROBLEMS}/resource-not-found` });
+          errors.push({
+            id,
+            title: 'Not Found',
+            detail: `rule ${id} does not exist`,
+            type: `${PROBLEMS}/resource-not-found`,
+          });
         }
       }
       return json(res, 200, {
@@ -594,10 +633,19 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     rules: () => [...rules.values()].map(publicRule),
   };
 
-  const handleControl = async (req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> => {
+  const handleControl = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    path: string,
+  ): Promise<void> => {
     if (req.method === 'GET' && path === '/_control/ledger') {
       const posts = api.ledger();
-      return json(res, 200, { posts, count: posts.length, unique: new Set(posts).size, malformedLines: malformedWritten });
+      return json(res, 200, {
+        posts,
+        count: posts.length,
+        unique: new Set(posts).size,
+        malformedLines: malformedWritten,
+      });
     }
     if (req.method === 'POST' && path === '/_control/ledger/reset') {
       api.resetLedger();
@@ -610,7 +658,8 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     }
     if (req.method === 'POST' && path === '/_control/rate') {
       const body = (await readBody(req)) as { rate?: unknown };
-      if (typeof body.rate !== 'number' || !(body.rate >= 0)) return json(res, 400, { error: 'expected {"rate": <posts/s>}' });
+      if (typeof body.rate !== 'number' || !(body.rate >= 0))
+        return json(res, 400, { error: 'expected {"rate": <posts/s>}' });
       api.setRate(body.rate);
       return json(res, 200, { rate });
     }
@@ -628,7 +677,11 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
         if (req.method === 'GET') return handleRulesGet(res, url);
         if (req.method === 'POST') return handleRulesPost(req, res, url);
       }
-      return problem(res, 404, { title: 'Not Found Error', detail: `no route for ${req.method} ${path}`, type: 'about:blank' });
+      return problem(res, 404, {
+        title: 'Not Found Error',
+        detail: `no route for ${req.method} ${path}`,
+        type: 'about:blank',
+      });
     };
     run().catch((err: Error) => {
       if (!res.headersSent) json(res, 500, { error: err.message });

@@ -13,8 +13,11 @@ import http from 'node:http';
 import https from 'node:https';
 import { ApiRequestError, ApiResponseError, TwitterApi, type ITwitterApiClientPlugin } from 'twitter-api-v2';
 import { ruleKey, validateRules, type ActiveRule, type StreamRule } from '../../domain/rules';
+import type { XConfig } from '../../config';
 import type { Logger } from '../../observability/logger';
 import { XApiError, XAuthError, XRuleError, type RuleProblem } from './errors';
+
+export { XApiError, XAuthError, XRuleError, type RuleProblem } from './errors';
 
 const RULES_PATH = '/2/tweets/search/stream/rules';
 const X_PREFIX_RE = /^https?:\/\/api\.(?:x|twitter)\.com\//;
@@ -294,4 +297,10 @@ class RuleResponse extends Error {
   ) {
     super(apiError.message);
   }
+}
+
+/** Builds the rules client from the `x` section of the configuration. */
+export function createXRulesClient(x: XConfig, logger?: Logger): XRulesClient {
+  if (!x.bearerToken) throw new Error('X_BEARER_TOKEN (or X_BEARER_TOKEN_FILE) is not set');
+  return new XRulesClient({ baseUrl: x.baseUrl, bearerToken: x.bearerToken, logger });
 }

@@ -47,7 +47,9 @@ export class LineDecoder {
    * order. The returned array must not be mutated (it may be a shared empty array).
    */
   push(chunk: Buffer | Uint8Array): readonly string[] {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     this.bytes += buf.length;
     let nl = buf.indexOf(LF);
     if (nl === -1) {

@@ -22,11 +22,14 @@ import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
 import { normalizeStreamLine } from '../../domain/normalize';
+import type { XConfig } from '../../config';
 import type { MalformedMessage, Post } from '../../domain/post';
 import type { Logger } from '../../observability/logger';
 import { XAuthError } from './errors';
 import { LineDecoder } from './stream-reader';
 import { ReconnectPolicy, type Failure, type ReconnectPolicyOptions } from './reconnect-policy';
+
+export { XAuthError } from './errors';
 
 export type StreamMessage = { kind: 'post'; post: Post } | { kind: 'malformed'; message: MalformedMessage };
 
@@ -548,4 +551,24 @@ export class XStreamSource {
       req.end();
     });
   }
+}
+
+/** Builds the source from the `x` section of the configuration (the worker's composition root). */
+export function createXStreamSource(
+  x: XConfig,
+  logger: Logger,
+  overrides: Partial<XStreamSourceOptions> = {},
+): XStreamSource {
+  if (!x.bearerToken) throw new Error('X_BEARER_TOKEN (or X_BEARER_TOKEN_FILE) is not set');
+  return new XStreamSource({
+    baseUrl: x.baseUrl,
+    bearerToken: x.bearerToken,
+    tweetFields: x.tweetFields,
+    expansions: x.expansions,
+    userFields: x.userFields,
+    stallTimeoutMs: x.stallTimeoutMs,
+    backfillMinutes: x.backfillMinutes,
+    logger,
+    ...overrides,
+  });
 }

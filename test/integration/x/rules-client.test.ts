@@ -23,7 +23,10 @@ const simple = (rules: { value: string; tag?: string }[]) =>
 describe('XRulesClient', () => {
   it('adds the missing rules to an empty set', async () => {
     const res = await client.sync([{ value: 'tesla', tag: 'tesla' }, { value: '"model 3" lang:en' }]);
-    expect(simple(res.added)).toEqual([{ value: '"model 3" lang:en', tag: undefined }, { value: 'tesla', tag: 'tesla' }]);
+    expect(simple(res.added)).toEqual([
+      { value: '"model 3" lang:en', tag: undefined },
+      { value: 'tesla', tag: 'tesla' },
+    ]);
     expect(res.deleted).toEqual([]);
     expect(simple(res.applied)).toEqual(simple(standin.rules()));
     for (const r of res.added) expect(r.id).toMatch(/^\d+$/);
@@ -40,12 +43,23 @@ describe('XRulesClient', () => {
       { value: 'tesla', tag: 'tesla' },
       { value: 'ev', tag: 'new' },
     ]);
-    expect(simple(res.deleted)).toEqual([{ value: 'ev', tag: 'old' }, { value: 'spacex', tag: 'space' }]);
+    expect(simple(res.deleted)).toEqual([
+      { value: 'ev', tag: 'old' },
+      { value: 'spacex', tag: 'space' },
+    ]);
     expect(simple(res.added)).toEqual([{ value: 'ev', tag: 'new' }]);
-    expect(simple(standin.rules())).toEqual([{ value: 'ev', tag: 'new' }, { value: 'tesla', tag: 'tesla' }]);
+    expect(simple(standin.rules())).toEqual([
+      { value: 'ev', tag: 'new' },
+      { value: 'tesla', tag: 'tesla' },
+    ]);
     expect(standin.rules().find((r) => r.value === 'tesla')!.id).toBe(teslaId);
     // in sync now: nothing to do
-    expect(await client.sync([{ value: 'tesla', tag: 'tesla' }, { value: 'ev', tag: 'new' }])).toMatchObject({
+    expect(
+      await client.sync([
+        { value: 'tesla', tag: 'tesla' },
+        { value: 'ev', tag: 'new' },
+      ]),
+    ).toMatchObject({
       added: [],
       deleted: [],
     });
@@ -55,11 +69,19 @@ describe('XRulesClient', () => {
     await client.sync([{ value: 'tesla', tag: 'tesla' }]);
     const before = standin.rules();
     const err = await client
-      .sync([{ value: 'ev', tag: 'ev' }, { value: '(tesla OR spacex', tag: 'bad' }])
+      .sync([
+        { value: 'ev', tag: 'ev' },
+        { value: '(tesla OR spacex', tag: 'bad' },
+      ])
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(XRuleError);
     expect((err as XRuleError).problems).toEqual([
-      { value: '(tesla OR spacex', tag: 'bad', title: 'Invalid Rule', reason: "Unbalanced parentheses: missing ')'" },
+      {
+        value: '(tesla OR spacex',
+        tag: 'bad',
+        title: 'Invalid Rule',
+        reason: "Unbalanced parentheses: missing ')'",
+      },
     ]);
     expect((err as Error).message).toContain('(tesla OR spacex');
     expect(standin.rules()).toEqual(before); // neither the valid add nor the delete of 'tesla' happened
@@ -68,9 +90,14 @@ describe('XRulesClient', () => {
   it('validate(): invalid rules throw with every reason; existing (duplicate) rules are valid', async () => {
     await client.sync([{ value: 'tesla', tag: 'tesla' }]);
     await expect(client.validate([{ value: 'tesla' }, { value: 'ev' }])).resolves.toBeUndefined();
-    const err = (await client.validate([{ value: '"unclosed' }, { value: '-only' }]).catch((e: unknown) => e)) as XRuleError;
+    const err = (await client
+      .validate([{ value: '"unclosed' }, { value: '-only' }])
+      .catch((e: unknown) => e)) as XRuleError;
     expect(err).toBeInstanceOf(XRuleError);
-    expect(err.problems.map((p) => p.reason)).toEqual([expect.stringMatching(/quote/), expect.stringMatching(/non-negation/)]);
+    expect(err.problems.map((p) => p.reason)).toEqual([
+      expect.stringMatching(/quote/),
+      expect.stringMatching(/non-negation/),
+    ]);
     expect(standin.rules()).toHaveLength(1); // dry run only
   });
 
@@ -101,7 +128,9 @@ describe('XRulesClient', () => {
       const err = await bad.list().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(XAuthError);
       expect((err as Error).message).toMatch(/X_BEARER_TOKEN/);
-      expect(`${(err as Error).message} ${(err as Error).stack} ${JSON.stringify(err)}`).not.toContain('wrong-secret-token');
+      expect(`${(err as Error).message} ${(err as Error).stack} ${JSON.stringify(err)}`).not.toContain(
+        'wrong-secret-token',
+      );
     } finally {
       await guarded.close();
     }

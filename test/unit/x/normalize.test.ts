@@ -13,21 +13,42 @@ const full = {
     possibly_sensitive: false,
     edit_history_tweet_ids: ['1870000000000000000', '1880000000000000001'],
     referenced_tweets: [{ type: 'replied_to', id: '1880000000000000000' }],
-    public_metrics: { retweet_count: 1, reply_count: 2, like_count: 3, quote_count: 4, bookmark_count: 5, impression_count: 6 },
+    public_metrics: {
+      retweet_count: 1,
+      reply_count: 2,
+      like_count: 3,
+      quote_count: 4,
+      bookmark_count: 5,
+      impression_count: 6,
+    },
     entities: { hashtags: [{ start: 0, end: 3, tag: 'short' }] },
     note_tweet: {
       text: 'Long post, the full text with #Tesla and @elon https://t.co/abc 🚗',
       entities: {
         hashtags: [{ start: 30, end: 36, tag: 'Tesla' }],
         mentions: [{ start: 41, end: 46, username: 'elon', id: '44196397' }],
-        urls: [{ start: 47, end: 70, url: 'https://t.co/abc', expanded_url: 'https://User@News.Example.com:8443/a?b=1', display_url: 'news.example.com/a' }],
+        urls: [
+          {
+            start: 47,
+            end: 70,
+            url: 'https://t.co/abc',
+            expanded_url: 'https://User@News.Example.com:8443/a?b=1',
+            display_url: 'news.example.com/a',
+          },
+        ],
       },
     },
   },
   includes: {
     users: [
       { id: '7', username: 'other', name: 'Other' },
-      { id: '42', username: 'alice', name: 'Alice 🚀', verified: true, public_metrics: { followers_count: 1234 } },
+      {
+        id: '42',
+        username: 'alice',
+        name: 'Alice 🚀',
+        verified: true,
+        public_metrics: { followers_count: 1234 },
+      },
     ],
   },
   matching_rules: [{ id: '1700000000000000001', tag: 'tesla' }, { id: '1700000000000000002' }],
@@ -46,10 +67,23 @@ describe('normalizeStreamLine', () => {
       created_at: '2025-01-01T00:00:00.000Z',
       author: { id: '42', username: 'alice', name: 'Alice 🚀', verified: true, followers_count: 1234 },
       lang: 'en',
-      metrics: { retweet_count: 1, reply_count: 2, like_count: 3, quote_count: 4, bookmark_count: 5, impression_count: 6 },
+      metrics: {
+        retweet_count: 1,
+        reply_count: 2,
+        like_count: 3,
+        quote_count: 4,
+        bookmark_count: 5,
+        impression_count: 6,
+      },
       hashtags: ['Tesla'],
       mentions: ['elon'],
-      urls: [{ url: 'https://t.co/abc', expanded_url: 'https://User@News.Example.com:8443/a?b=1', domain: 'news.example.com' }],
+      urls: [
+        {
+          url: 'https://t.co/abc',
+          expanded_url: 'https://User@News.Example.com:8443/a?b=1',
+          domain: 'news.example.com',
+        },
+      ],
       referenced_posts: [{ type: 'replied_to', id: '1880000000000000000' }],
       conversation_id: '1880000000000000000',
       edit_history_ids: ['1870000000000000000', '1880000000000000001'],
@@ -65,13 +99,25 @@ describe('normalizeStreamLine', () => {
 
   it('uses text and data.entities when there is no note_tweet; missing optional fields become null/[]', () => {
     const line = JSON.stringify({
-      data: { id: '5', text: 'hola #EV', created_at: '2025-01-01T00:00:00Z', author_id: '9', entities: { hashtags: [{ tag: 'EV' }] } },
+      data: {
+        id: '5',
+        text: 'hola #EV',
+        created_at: '2025-01-01T00:00:00Z',
+        author_id: '9',
+        entities: { hashtags: [{ tag: 'EV' }] },
+      },
     });
     const r = normalizeStreamLine(line, AT);
     if (r.kind !== 'post') throw new Error(r.kind);
     expect(r.post.text).toBe('hola #EV');
     expect(r.post.hashtags).toEqual(['EV']);
-    expect(r.post.author).toEqual({ id: '9', username: null, name: null, verified: null, followers_count: null });
+    expect(r.post.author).toEqual({
+      id: '9',
+      username: null,
+      name: null,
+      verified: null,
+      followers_count: null,
+    });
     expect(r.post.lang).toBeNull();
     expect(r.post.metrics.like_count).toBeNull();
     expect(r.post.urls).toEqual([]);
@@ -80,7 +126,8 @@ describe('normalizeStreamLine', () => {
   });
 
   it('keeps 64-bit ids as exact strings', () => {
-    const line = '{"data":{"id":"9223372036854775807","text":"x","created_at":"t","author_id":"18446744073709551615"}}';
+    const line =
+      '{"data":{"id":"9223372036854775807","text":"x","created_at":"t","author_id":"18446744073709551615"}}';
     const r = normalizeStreamLine(line, AT);
     if (r.kind !== 'post') throw new Error(r.kind);
     expect(r.post.id).toBe('9223372036854775807');
@@ -127,7 +174,14 @@ describe('normalizeStreamLine', () => {
 
   it('recognises operational disconnects and other in-stream errors', () => {
     const disc = JSON.stringify({
-      errors: [{ title: 'operational-disconnect', disconnect_type: 'UpstreamOperationalDisconnect', detail: 'bye', type: 'x' }],
+      errors: [
+        {
+          title: 'operational-disconnect',
+          disconnect_type: 'UpstreamOperationalDisconnect',
+          detail: 'bye',
+          type: 'x',
+        },
+      ],
     });
     expect(normalizeStreamLine(disc, AT)).toEqual({
       kind: 'disconnect',
@@ -135,8 +189,13 @@ describe('normalizeStreamLine', () => {
       detail: 'bye',
       raw: disc,
     });
-    const err = JSON.stringify({ errors: [{ title: 'ConnectionException', connection_issue: 'RulesInvalidIssue' }] });
-    expect(normalizeStreamLine(err, AT)).toMatchObject({ kind: 'error', errors: [{ title: 'ConnectionException' }] });
+    const err = JSON.stringify({
+      errors: [{ title: 'ConnectionException', connection_issue: 'RulesInvalidIssue' }],
+    });
+    expect(normalizeStreamLine(err, AT)).toMatchObject({
+      kind: 'error',
+      errors: [{ title: 'ConnectionException' }],
+    });
   });
 
   it('urlDomain extracts the host without the URL global', () => {

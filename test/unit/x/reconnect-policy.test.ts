@@ -7,7 +7,13 @@ import {
 } from '../../../src/adapters/x/reconnect-policy';
 
 const T0 = Date.UTC(2025, 0, 1);
-const delays = (p: ReconnectPolicy, failure: Failure, n: number, connectedForMs?: number, now = T0): number[] =>
+const delays = (
+  p: ReconnectPolicy,
+  failure: Failure,
+  n: number,
+  connectedForMs?: number,
+  now = T0,
+): number[] =>
   Array.from({ length: n }, () => {
     const d = p.next(failure, connectedForMs, now);
     if (d.action !== 'retry') throw new Error('expected retry');
@@ -31,13 +37,17 @@ describe('reconnect policy (X rules)', () => {
 
   it('429: 60 s doubling without a cap', () => {
     const p = new ReconnectPolicy();
-    expect(delays(p, { kind: 'rate-limit' }, 6)).toEqual([60_000, 120_000, 240_000, 480_000, 960_000, 1_920_000]);
+    expect(delays(p, { kind: 'rate-limit' }, 6)).toEqual([
+      60_000, 120_000, 240_000, 480_000, 960_000, 1_920_000,
+    ]);
   });
 
   it('429 honours x-rate-limit-reset when it is later than the back-off', () => {
     const p = new ReconnectPolicy();
     const reset = T0 / 1000 + 600; // 10 minutes from now
-    expect(p.next({ kind: 'rate-limit', resetEpochSeconds: reset }, undefined, T0)).toMatchObject({ delayMs: 600_000 });
+    expect(p.next({ kind: 'rate-limit', resetEpochSeconds: reset }, undefined, T0)).toMatchObject({
+      delayMs: 600_000,
+    });
     // a reset already past does not shorten the back-off
     expect(p.next({ kind: 'rate-limit', resetEpochSeconds: T0 / 1000 - 5 }, undefined, T0)).toMatchObject({
       delayMs: 120_000,
@@ -46,14 +56,26 @@ describe('reconnect policy (X rules)', () => {
 
   it('401/403 stop with a configuration error', () => {
     const p = new ReconnectPolicy();
-    expect(p.next({ kind: 'auth', status: 401 }, undefined, T0)).toEqual({ action: 'stop', failure: 'auth', status: 401 });
-    expect(p.next({ kind: 'auth', status: 403 }, 100_000, T0)).toEqual({ action: 'stop', failure: 'auth', status: 403 });
+    expect(p.next({ kind: 'auth', status: 401 }, undefined, T0)).toEqual({
+      action: 'stop',
+      failure: 'auth',
+      status: 401,
+    });
+    expect(p.next({ kind: 'auth', status: 403 }, 100_000, T0)).toEqual({
+      action: 'stop',
+      failure: 'auth',
+      status: 403,
+    });
   });
 
   it('an established connection that drops is retried immediately, once; then the class back-off applies', () => {
     const p = new ReconnectPolicy();
     // up for 1 s, then dropped: immediate retry
-    expect(p.next({ kind: 'network' }, 1_000, T0)).toMatchObject({ action: 'retry', delayMs: 0, immediate: true });
+    expect(p.next({ kind: 'network' }, 1_000, T0)).toMatchObject({
+      action: 'retry',
+      delayMs: 0,
+      immediate: true,
+    });
     // the immediate reconnect fails to connect: back off
     expect(p.next({ kind: 'http', status: 503 }, undefined, T0)).toMatchObject({ delayMs: 5_000 });
     expect(p.next({ kind: 'network' }, undefined, T0)).toMatchObject({ delayMs: 250 });

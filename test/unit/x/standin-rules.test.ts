@@ -35,7 +35,9 @@ describe('stand-in rule engine', () => {
     expect(compileRule('tesla').match(post({ textLower: 'teslas' }))).toBe(false);
     expect(compileRule('"model 3"').match(post({ textLower: 'the model 3 is' }))).toBe(true);
     expect(compileRule('tesla -stock').match(post({ textLower: 'tesla stock' }))).toBe(false);
-    expect(compileRule('(ev OR 전기차) lang:ko').match(post({ textLower: '전기차 좋아', lang: 'ko' }))).toBe(true);
+    expect(compileRule('(ev OR 전기차) lang:ko').match(post({ textLower: '전기차 좋아', lang: 'ko' }))).toBe(
+      true,
+    );
     expect(compileRule('#EV').match(post({ hashtags: ['ev'] }))).toBe(true);
     expect(compileRule('tesla is:retweet').match(post({ textLower: 'tesla', isRetweet: false }))).toBe(false);
   });

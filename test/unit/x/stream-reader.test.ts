@@ -17,8 +17,14 @@ function decode(body: Buffer, cuts: number[]): { lines: string[]; keepAlives: nu
 const postText = fc.string({ unit: 'grapheme', maxLength: 80 });
 /** A post line as X sends it (JSON, raw UTF-8, ids as strings). */
 const postLine = fc
-  .record({ id: fc.bigInt({ min: 1n, max: 2n ** 63n }), text: postText, name: fc.string({ unit: 'binary', maxLength: 12 }) })
-  .map(({ id, text, name }) => JSON.stringify({ data: { id: id.toString(), text }, includes: { users: [{ name }] } }));
+  .record({
+    id: fc.bigInt({ min: 1n, max: 2n ** 63n }),
+    text: postText,
+    name: fc.string({ unit: 'binary', maxLength: 12 }),
+  })
+  .map(({ id, text, name }) =>
+    JSON.stringify({ data: { id: id.toString(), text }, includes: { users: [{ name }] } }),
+  );
 /** Items of the body: posts (ended by \r\n or a bare \n) and keep-alives. */
 const item = fc.oneof(
   { weight: 6, arbitrary: fc.record({ line: postLine, crlf: fc.boolean() }) },
@@ -28,18 +34,22 @@ const item = fc.oneof(
 describe('LineDecoder', () => {
   it('any chunking of a stream of posts yields exactly those posts, byte-identical', () => {
     fc.assert(
-      fc.property(fc.array(item, { maxLength: 30 }), fc.array(fc.nat(), { maxLength: 40 }), (items, rawCuts) => {
-        const body = Buffer.from(items.map((i) => i.line + (i.crlf ? '\r\n' : '\n')).join(''), 'utf8');
-        const cuts = rawCuts.map((c) => (body.length === 0 ? 0 : c % body.length));
-        const out = decode(body, cuts);
-        const expected = items.filter((i) => i.line !== '').map((i) => i.line);
-        expect(out.lines).toEqual(expected);
-        expect(out.keepAlives).toBe(items.length - expected.length);
-        expect(out.rest).toBeUndefined();
-        for (let k = 0; k < expected.length; k++) {
-          expect(Buffer.from(out.lines[k]!, 'utf8').equals(Buffer.from(expected[k]!, 'utf8'))).toBe(true);
-        }
-      }),
+      fc.property(
+        fc.array(item, { maxLength: 30 }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        (items, rawCuts) => {
+          const body = Buffer.from(items.map((i) => i.line + (i.crlf ? '\r\n' : '\n')).join(''), 'utf8');
+          const cuts = rawCuts.map((c) => (body.length === 0 ? 0 : c % body.length));
+          const out = decode(body, cuts);
+          const expected = items.filter((i) => i.line !== '').map((i) => i.line);
+          expect(out.lines).toEqual(expected);
+          expect(out.keepAlives).toBe(items.length - expected.length);
+          expect(out.rest).toBeUndefined();
+          for (let k = 0; k < expected.length; k++) {
+            expect(Buffer.from(out.lines[k]!, 'utf8').equals(Buffer.from(expected[k]!, 'utf8'))).toBe(true);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });
