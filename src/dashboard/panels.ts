@@ -5,7 +5,7 @@
  */
 import { BigQuery } from '@google-cloud/bigquery';
 import type { AppConfig } from '../config';
-import { qualified, type ViewName } from '../domain/views';
+import { VIEWS, qualified, type ViewName } from '../domain/views';
 import {
   loadWorkflowId,
   qualityWorkflowId,
@@ -31,7 +31,17 @@ export interface PanelContext {
   /** Start of the window. */
   since: Date;
   now: Date;
+  /** How the views are read: by name, or with their SQL inlined as a subquery (see {@link ViewMode}). */
+  viewMode: ViewMode;
 }
+
+/**
+ * `view`: `FROM project.dataset.v_x` (real BigQuery; the same views Looker Studio reads).
+ * `inline`: `FROM (<the view's SQL>)`, the same SQL as a parameterised subquery. The emulator
+ * (goccy/bigquery-emulator 0.8) creates and answers views, but every query over a view grows its
+ * memory by megabytes until it crashes, so the dashboard inlines them there.
+ */
+export type ViewMode = 'view' | 'inline';
 
 type SqlRow = Record<string, unknown>;
 
@@ -62,16 +72,28 @@ const isNotFound = (err: unknown): boolean => {
 /** A view that does not exist yet (tables/views not provisioned, dq_results not written yet). */
 class ViewMissing extends Error {}
 
+const VIEW_BY_NAME = new Map(VIEWS.map((v) => [v.name, v]));
+
 async function query(ctx: PanelContext, view: ViewName, sql: string, params: Record<string, unknown> = {}) {
-  const text = sql.replace(/\{view\}/g, qualified(ctx.config.gcp, view));
+  const source =
+    ctx.viewMode === 'view'
+      ? qualified(ctx.config.gcp, view)
+      : `(\n${VIEW_BY_NAME.get(view)!.sql(ctx.config.gcp)}\n) AS ${view}`;
+  const text = sql.replace(/\{view\}/g, () => source);
   try {
     const [rows] = await ctx.bigquery.query({ query: text, params, location: ctx.config.gcp.location });
     return rows as SqlRow[];
   } catch (err) {
     if (isNotFound(err)) {
+      const what =
+        ctx.viewMode === 'view'
+          ? `The view ${ctx.config.gcp.dataset}.${view}`
+          : `A table that ${view} reads (${VIEW_BY_NAME.get(view)!
+              .reads.map((k) => `${ctx.config.gcp.dataset}.${ctx.config.gcp.tables[k]}`)
+              .join(', ')})`;
       throw new ViewMissing(
-        `The view ${ctx.config.gcp.dataset}.${view} does not exist yet. Run \`npm run setup\` ` +
-          `(it creates the tables and views), or wait for the first load.`,
+        `${what} does not exist yet. Run \`npm run setup\` (it creates the tables and views), ` +
+          'or wait for the first load.',
       );
     }
     throw err;

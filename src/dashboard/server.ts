@@ -37,6 +37,7 @@ import {
   type Panel,
   type PanelContext,
   type Range,
+  type ViewMode,
 } from './panels';
 
 export type { DashboardConfig } from './panels';
@@ -56,6 +57,11 @@ export interface DashboardDeps {
   port?: number;
   /** Overrides `config.ports.healthHost`. */
   host?: string;
+  /**
+   * Read the views by name (`view`) or inline their SQL (`inline`). Default: `inline` when
+   * BIGQUERY_EMULATOR_HOST is set (the emulator leaks memory on every view query), else `view`.
+   */
+  viewMode?: ViewMode;
   /** How long a panel's result is served to every viewer. Default 5000 ms. */
   cacheTtlMs?: number;
   now?: () => Date;
@@ -128,6 +134,7 @@ function parseRange(value: string | null): Range | undefined {
 export async function startDashboard(deps: DashboardDeps): Promise<Dashboard> {
   const { bigquery, config, status, logger } = deps;
   const now = deps.now ?? (() => new Date());
+  const viewMode: ViewMode = deps.viewMode ?? (config.gcp.bigqueryEmulatorHost ? 'inline' : 'view');
   const cache = createSingleFlightCache(deps.cacheTtlMs ?? 5000);
   const onQueryError = (panel: string) => (err: unknown) =>
     logger.warn({ err, panel, dataset: config.gcp.dataset }, 'dashboard panel query failed');
@@ -136,13 +143,8 @@ export async function startDashboard(deps: DashboardDeps): Promise<Dashboard> {
     cache.get<Panel<unknown>>(`${name}:${name === 'pipeline' || name === 'quality' ? '' : range}`, () => {
       if (name === 'pipeline') return pipelineHealth(config, status);
       const t = now();
-      const ctx: PanelContext = {
-        bigquery,
-        config,
-        range,
-        now: t,
-        since: new Date(t.getTime() - RANGES[range]),
-      };
+      const since = new Date(t.getTime() - RANGES[range]);
+      const ctx: PanelContext = { bigquery, config, range, now: t, since, viewMode };
       const load: (c: PanelContext) => Promise<Panel<unknown>> = PANELS[name];
       return settle(() => load(ctx), onQueryError(name));
     });
@@ -219,7 +221,7 @@ export async function startDashboard(deps: DashboardDeps): Promise<Dashboard> {
   const port = (server.address() as AddressInfo).port;
   const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   const url = `http://${shownHost}:${port}/`;
-  logger.info({ url }, 'dashboard listening');
+  logger.info({ url, viewMode }, 'dashboard listening');
 
   return {
     url,
