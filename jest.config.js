@@ -11,15 +11,14 @@ module.exports = {
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
-      testTimeout: 120_000,
-      // Google client libraries keep keep-alive sockets and timers after close(); do not hang CI on them.
-      forceExit: true,
+      setupFilesAfterEnv: ['<rootDir>/test/support/ensure-stack.ts'],
     },
     {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/ensure-stack.ts'],
       testTimeout: 300_000,
     },
   ],

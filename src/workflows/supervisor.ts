@@ -10,6 +10,7 @@
  */
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   CancellationScope,
   ParentClosePolicy,
   WorkflowIdReusePolicy,
@@ -282,8 +283,14 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
     setRulesUpdate,
     async (next: StreamRule[]): Promise<ActiveRule[]> => {
       const normalised = validateRules(next);
-      await ruleActivities.validateRules(normalised);
-      const applied = await ruleActivities.syncRules(normalised);
+      let applied: ActiveRule[];
+      try {
+        await ruleActivities.validateRules(normalised);
+        applied = await ruleActivities.syncRules(normalised);
+      } catch (err) {
+        // Surface X's reason itself (not "activity task failed") to `temporal workflow update`.
+        throw ApplicationFailure.nonRetryable(errorMessage(err), 'XRuleError');
+      }
       rules = applied.map(({ value, tag }) => (tag ? { value, tag } : { value }));
       publishState();
       log.info('rules replaced', { rules: rules.map((r) => r.value) });
