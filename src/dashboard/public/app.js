@@ -114,8 +114,20 @@
         axes: [axisStyle(), { ...axisStyle(), size: 46 }],
         series: [
           {},
-          { label: 'created (per minute)', stroke: cssVar('--accent'), width: 2, fill: cssVar('--band') },
-          { label: 'loaded (per minute)', stroke: cssVar('--accent2'), width: 1.5, dash: [4, 3] },
+          {
+            label: 'created (per minute)',
+            stroke: cssVar('--accent'),
+            width: 2,
+            fill: cssVar('--band'),
+            points: { show: false },
+          },
+          {
+            label: 'loaded (per minute)',
+            stroke: cssVar('--accent2'),
+            width: 1.5,
+            dash: [4, 3],
+            points: { show: false },
+          },
         ],
         hooks: {
           drawClear: [
@@ -235,7 +247,10 @@
       {
         height: 110,
         legend: { show: false },
-        scales: { x: { time: true, range: [sinceMs / 1000, nowMs / 1000] } },
+        scales: {
+          x: { time: true, range: [sinceMs / 1000, nowMs / 1000] },
+          y: { range: (u, min, max) => [0, Math.max(1, max * 1.2)] },
+        },
         axes: [axisStyle(), { ...axisStyle(), size: 46, values: (u, v) => v.map((s) => `${s}s`) }],
         series: [
           {},
