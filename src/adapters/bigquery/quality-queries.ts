@@ -37,8 +37,8 @@ export interface QualityStore {
   postsSchema(): Promise<LiveColumn[]>;
   deadLetters(from: string, to: string, createdFrom: string): Promise<DeadLetterObservation>;
   reconciliation(start: string, end: string, createdFrom: string): Promise<ReconciliationObservation>;
-  /** Writes a run's rows once: a retry with the same run id inserts nothing. Returns rows inserted. */
-  writeResults(runId: string, checkedAt: string, rows: DqResultRow[]): Promise<number>;
+  /** Writes a run's rows once: a retry with the same run id inserts nothing. */
+  writeResults(runId: string, checkedAt: string, rows: DqResultRow[]): Promise<void>;
 }
 
 const fq = (gcp: QualityTarget, tableId: string) => `\`${gcp.projectId}.${gcp.dataset}.${tableId}\``;
@@ -100,15 +100,24 @@ WHERE created_at >= @created_from AND received_at >= @start AND received_at < @e
   reconciliationDeadLetters: (deadLetter: string) =>
     `SELECT COUNT(DISTINCT message_id) AS n FROM ${deadLetter}
 WHERE first_seen >= @start AND ${DEAD_LETTER_RECEIVED_AT} >= @start AND ${DEAD_LETTER_RECEIVED_AT} < @end`,
-  /** Insert-if-absent in one statement: a retried write of the same run inserts nothing. */
-  writeResults: (results: string, rowCount: number) => {
-    const cols = DQ_RESULTS_TABLE.columns.map((c) => c.name);
-    const structs = Array.from(
-      { length: rowCount },
-      (_, i) => `STRUCT(${cols.map((c) => `@${c}_${i} AS \`${c}\``).join(', ')})`,
+  /**
+   * Insert-if-absent in one statement: a retried write of the same run inserts nothing. NULL cells
+   * are written as typed NULL literals (`nulls[i]` = the null columns of row i): the emulator
+   * mistypes NULL query parameters inside an array of structs.
+   */
+  writeResults: (results: string, nulls: ReadonlySet<string>[]) => {
+    const cols = DQ_RESULTS_TABLE.columns;
+    const structs = nulls.map(
+      (isNull, i) =>
+        `STRUCT(${cols
+          .map(
+            (c) => `${isNull.has(c.name) ? `CAST(NULL AS ${c.type})` : `@${c.name}_${i}`} AS \`${c.name}\``,
+          )
+          .join(', ')})`,
     );
-    return `INSERT INTO ${results} (${cols.map((c) => `\`${c}\``).join(', ')})
-SELECT ${cols.map((c) => `r.\`${c}\``).join(', ')} FROM UNNEST([${structs.join(',\n  ')}]) AS r
+    const names = cols.map((c) => `\`${c.name}\``);
+    return `INSERT INTO ${results} (${names.join(', ')})
+SELECT ${names.map((n) => `r.${n}`).join(', ')} FROM UNNEST([${structs.join(',\n  ')}]) AS r
 WHERE NOT EXISTS (SELECT 1 FROM ${results} WHERE checked_at = @checked_at AND run_id = @run_id)`;
   },
 };
@@ -316,32 +325,24 @@ export function createBigQueryQualityStore({ bq, gcp, logger }: BigQueryQualityS
     },
 
     async writeResults(runId, checkedAt, rows) {
-      if (rows.length === 0) return 0;
+      if (rows.length === 0) return;
       const params: Params = { run_id: runId, checked_at: ts(checkedAt) };
       const types: Types = {};
-      rows.forEach((row, i) => {
+      const nulls = rows.map((row, i) => {
+        const isNull = new Set<string>();
         for (const c of DQ_RESULTS_TABLE.columns) {
           const v = row[c.name as keyof DqResultRow];
           const key = `${c.name}_${i}`;
+          if (v === null || v === undefined) {
+            isNull.add(c.name);
+            continue;
+          }
           types[key] = c.type;
-          if (v === null || v === undefined) params[key] = null;
-          else if (c.type === 'TIMESTAMP') params[key] = ts(String(v));
-          else if (c.type === 'FLOAT64') params[key] = String(v);
-          else params[key] = v;
+          params[key] = c.type === 'TIMESTAMP' ? ts(String(v)) : c.type === 'FLOAT64' ? String(v) : v;
         }
+        return isNull;
       });
-      const before = await countRun(runId, checkedAt);
-      await query(gcp.tables.dqResults, qualitySql.writeResults(results, rows.length), params, types);
-      return before > 0 ? 0 : rows.length;
+      await query(gcp.tables.dqResults, qualitySql.writeResults(results, nulls), params, types);
     },
   };
-
-  async function countRun(runId: string, checkedAt: string): Promise<number> {
-    const [r] = await query(
-      gcp.tables.dqResults,
-      `SELECT COUNT(*) AS n FROM ${results} WHERE checked_at = @checked_at AND run_id = @run_id`,
-      { checked_at: ts(checkedAt), run_id: runId },
-    );
-    return num(r?.n);
-  }
 }
