@@ -14,7 +14,13 @@
   const n = (v) => fmt.format(Math.round(v ?? 0));
   const secs = (v) =>
     v === null || v === undefined ? '–' : v < 120 ? `${v.toFixed(1)} s` : `${(v / 60).toFixed(1)} min`;
-  const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '–');
+  const clock = new Intl.DateTimeFormat(undefined, {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hourCycle: 'h23',
+  });
+  const time = (iso) => (iso ? clock.format(new Date(iso)) : '–');
   const ago = (s) =>
     s === null || s === undefined ? '–' : s < 90 ? `${Math.round(s)} s ago` : `${Math.round(s / 60)} min ago`;
 
@@ -302,36 +308,34 @@
             el('th', { className: 'n' }, 'loaded'),
             el('th', { className: 'n' }, 'dups'),
             el('th', { className: 'n' }, 'dead'),
-            el('th', { className: 'n' }, 'ms'),
+
             el('th', {}, 'outcome'),
           ),
         ),
         el(
           'tbody',
           {},
-          data.items
-            .slice(0, 6)
-            .map((r) =>
+          data.items.slice(0, 6).map((r) =>
+            el(
+              'tr',
+              { title: `${r.runId} · ${r.durationMs === null ? '?' : n(r.durationMs)} ms` },
+              el('td', {}, time(r.startedAt)),
+              el('td', { className: 'n' }, n(r.messages)),
+              el('td', { className: 'n' }, n(r.rowsLoaded)),
+              el('td', { className: 'n' }, n(r.duplicatesSkipped)),
+              el('td', { className: 'n' }, n(r.deadLetters)),
+
               el(
-                'tr',
-                { title: r.runId },
-                el('td', {}, time(r.startedAt)),
-                el('td', { className: 'n' }, n(r.messages)),
-                el('td', { className: 'n' }, n(r.rowsLoaded)),
-                el('td', { className: 'n' }, n(r.duplicatesSkipped)),
-                el('td', { className: 'n' }, n(r.deadLetters)),
-                el('td', { className: 'n' }, r.durationMs === null ? '–' : n(r.durationMs)),
+                'td',
+                {},
                 el(
-                  'td',
-                  {},
-                  el(
-                    'span',
-                    { className: `badge ${r.outcome === 'loaded' ? 'ok' : 'warn'}` },
-                    r.outcome || '?',
-                  ),
+                  'span',
+                  { className: `badge ${r.outcome === 'loaded' ? 'ok' : 'warn'}` },
+                  r.outcome || '?',
                 ),
               ),
             ),
+          ),
         ),
       ),
     );
