@@ -1,27 +1,15 @@
 /**
  * Seeds a fresh dataset on the BigQuery emulator for the dashboard tests: the tables from the
- * TableSpecs of `src/domain/bigquery-schema.ts`, a `dq_results` table with the data-quality columns,
+ * TableSpecs of `src/domain/bigquery-schema.ts` and `src/domain/quality.ts` (`dq_results`),
  * and rows placed relative to `now` so the expected numbers of each panel are known.
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { AppConfig } from '../../../src/config';
 import { TABLES, type TableSpec } from '../../../src/domain/bigquery-schema';
 import type { PipelineStatus } from '../../../src/domain/pipeline-status';
+import { DQ_RESULTS_TABLE } from '../../../src/domain/quality';
 
 type Gcp = AppConfig['gcp'];
-
-export const DQ_COLUMNS = [
-  { name: 'run_id', type: 'STRING', mode: 'REQUIRED' },
-  { name: 'check', type: 'STRING', mode: 'REQUIRED' },
-  { name: 'window_start', type: 'TIMESTAMP', mode: 'NULLABLE' },
-  { name: 'window_end', type: 'TIMESTAMP', mode: 'NULLABLE' },
-  { name: 'observed', type: 'FLOAT64', mode: 'NULLABLE' },
-  { name: 'threshold', type: 'FLOAT64', mode: 'NULLABLE' },
-  { name: 'status', type: 'STRING', mode: 'REQUIRED' },
-  { name: 'severity', type: 'STRING', mode: 'NULLABLE' },
-  { name: 'details', type: 'STRING', mode: 'NULLABLE' },
-  { name: 'checked_at', type: 'TIMESTAMP', mode: 'REQUIRED' },
-];
 
 const tableIdOf = (gcp: Gcp, spec: TableSpec) =>
   ({ posts: gcp.tables.posts, posts_dead_letter: gcp.tables.deadLetter, load_runs: gcp.tables.loadRuns })[
@@ -45,7 +33,9 @@ export async function createDqTable(bq: BigQuery, gcp: Gcp): Promise<void> {
   await bq
     .dataset(gcp.dataset)
     .table(gcp.tables.dqResults)
-    .create({ schema: { fields: DQ_COLUMNS } });
+    .create({
+      schema: { fields: DQ_RESULTS_TABLE.columns.map((c) => ({ name: c.name, type: c.type, mode: c.mode })) },
+    });
 }
 
 const MIN = 60_000;
@@ -174,7 +164,7 @@ export async function seedRows(bq: BigQuery, gcp: Gcp, now: number): Promise<voi
     observed,
     threshold: 1,
     status,
-    severity: status === 'ok' ? 'info' : status === 'warn' ? 'warning' : 'error',
+    severity: status === 'warn' ? 'warn' : 'fail',
     details: `${check} observed ${observed}`,
     checked_at: iso(now - ageMs),
   });
