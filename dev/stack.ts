@@ -6,6 +6,9 @@ import { provision } from '../src/workers/setup';
 import { createLogger } from '../src/observability/logger';
 import { stackDown, stackStatus, stackUp, StackError } from './stack/manager';
 
+// No GCE metadata server here: keep google-auth from probing for one.
+process.env.METADATA_SERVER_DETECTION ??= 'none';
+
 async function main(cmd: string | undefined): Promise<void> {
   const log = (line: string) => console.log(line);
   switch (cmd) {

@@ -12,7 +12,11 @@ import { Connection } from '@temporalio/client';
 import { readSettings, type Env } from '../../src/config';
 
 export const ROOT = resolve(__dirname, '../..');
-export const LOCAL_DIR = join(ROOT, '.local');
+/**
+ * State, logs and PID files of the local stack. `STACK_DIR` (a dev-tool variable, not an app
+ * setting) lets a second stack run beside the first on other ports, e.g. for benchmarks.
+ */
+export const LOCAL_DIR = process.env.STACK_DIR ? resolve(process.env.STACK_DIR) : join(ROOT, '.local');
 export const TOOLS_BIN = join(ROOT, '.tools/bin');
 
 /** Custom search attributes the workflows set (registered on the dev server at start). */
@@ -239,10 +243,40 @@ export interface UpResult {
 export class StackError extends Error {}
 
 /** Starts every component that is not already running and healthy; waits on real health checks. */
-export async function stackUp(opts: { env?: Env; log?: (line: string) => void } = {}): Promise<UpResult> {
+/** Resident memory of a process in MiB (Linux), undefined when unknown. */
+export function rssMiB(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The BigQuery emulator's embedded SQL engine (ZetaSQL compiled to wasm) never returns memory and
+ * crashes once its wasm heap passes 2 GiB, which takes a few hundred DDL statements. Restarting it
+ * (its state is in `.local/bigquery.db`) before it gets there keeps long test runs and demos alive.
+ */
+export const BIGQUERY_RECYCLE_MIB = 1200;
+
+export async function recycleBigQueryIfBloated(log: (line: string) => void): Promise<boolean> {
+  const pid = recordedPid('bigquery');
+  const rss = rssMiB(pid);
+  if (!alive(pid) || rss === undefined || rss < BIGQUERY_RECYCLE_MIB) return false;
+  log(`restarting the BigQuery emulator (resident memory ${rss.toFixed(0)} MiB)`);
+  await stackDown({ only: ['bigquery'] });
+  return true;
+}
+
+export async function stackUp(
+  opts: { env?: Env; log?: (line: string) => void; recycleBigQuery?: boolean } = {},
+): Promise<UpResult> {
   const log = opts.log ?? (() => undefined);
   const addresses = stackAddresses(opts.env);
   mkdirSync(LOCAL_DIR, { recursive: true });
+  if (opts.recycleBigQuery) await recycleBigQueryIfBloated(log);
   const started: string[] = [];
   const reused: string[] = [];
   const all = components(addresses);
@@ -285,10 +319,13 @@ export async function stackUp(opts: { env?: Env; log?: (line: string) => void } 
 }
 
 /** Stops only the processes this manager started (their whole process group). */
-export async function stackDown(opts: { env?: Env; log?: (line: string) => void } = {}): Promise<string[]> {
+export async function stackDown(
+  opts: { env?: Env; log?: (line: string) => void; only?: string[] } = {},
+): Promise<string[]> {
   const log = opts.log ?? (() => undefined);
   const stopped: string[] = [];
   for (const c of components(stackAddresses(opts.env))) {
+    if (opts.only && !opts.only.includes(c.name)) continue;
     const pid = recordedPid(c.name);
     if (alive(pid)) {
       try {

@@ -65,7 +65,11 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     `${opts.name} started`,
   );
 
+  let shuttingDown = false;
   const onSignal = (sig: NodeJS.Signals) => {
+    // SIGINT and SIGTERM may both arrive (a terminal's Ctrl-C reaches the whole process group).
+    if (shuttingDown) return;
+    shuttingDown = true;
     logger.info({ signal: sig }, `${opts.name} shutting down gracefully`);
     opts.shutdown.abort();
     worker.shutdown();

@@ -5,6 +5,10 @@
  */
 import type { AppConfig } from '../config';
 import { loadConfigOrExit } from '../config';
+import { createBigQueryClient } from '../adapters/bigquery/client';
+import { ensureTables } from '../adapters/bigquery/provision';
+import { createBigQueryQualityStore } from '../adapters/bigquery/quality-queries';
+import { ensureViews } from '../adapters/bigquery/views';
 import { ensurePubSubResources } from '../adapters/pubsub/admin';
 import { createPubSub } from '../adapters/pubsub/client';
 import { createLogger, type Logger } from '../observability/logger';
@@ -20,6 +24,14 @@ export async function provision(config: AppConfig, logger: Logger): Promise<void
   } finally {
     await pubsub.close();
   }
+  const bq = createBigQueryClient(config.gcp);
+  const report = await ensureTables(bq, config.gcp, logger);
+  await createBigQueryQualityStore({ bq, gcp: config.gcp, logger }).ensureResultsTable();
+  const views = await ensureViews(bq, config.gcp, logger);
+  logger.info(
+    { dataset: report.dataset, views: views.created.length, viewsSkipped: views.skipped },
+    'BigQuery dataset, tables and views ready',
+  );
 }
 
 if (require.main === module) {

@@ -1,3 +1,4 @@
 /** Every workflow the workers register (the prebuilt bundle is built from this file). */
 export { supervisorWorkflow } from './supervisor';
 export { loadWorkflow } from './load';
+export { qualityWorkflow } from './quality';
