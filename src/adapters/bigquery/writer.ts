@@ -149,6 +149,18 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
       ws.once('error', reject);
       ws.end(ndjson);
     });
+    const status = (
+      job.metadata as { status?: { state?: string; errorResult?: unknown; errors?: unknown[] } }
+    )?.status;
+    if (status?.state === 'DONE') {
+      if (status.errorResult) {
+        throw Object.assign(new Error(`load job ${jobId} failed`), {
+          code: 400,
+          errors: status.errors ?? [status.errorResult],
+        });
+      }
+      return;
+    }
     await job.promise();
   }
 
@@ -191,7 +203,7 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
       const jobId = n === 1 ? jobBase : `${jobBase}_${n}`;
       try {
         const [job] = await bq.createQueryJob({ query: sql, jobId, location: gcp.location });
-        await job.getQueryResults({ maxResults: 0 });
+        await job.getQueryResults();
         return job;
       } catch (err) {
         if (isDuplicateJob(err) && n < 5) continue;
