@@ -4,7 +4,8 @@
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { PubSub } from '@google-cloud/pubsub';
-import { createLoadActivities } from '../../../src/activities/bigquery';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createLoadActivities, type LoadBatchResult } from '../../../src/activities/bigquery';
 import { createBigQueryClient } from '../../../src/adapters/bigquery/client';
 import { createBigQueryLoadSink } from '../../../src/adapters/bigquery/writer';
 import { ensurePubSubResources } from '../../../src/adapters/pubsub/admin';
@@ -113,16 +114,22 @@ test('a crash between the write and the ack, then redelivery, leaves exactly one
   const crashing = activities(async () => {
     throw new Error('simulated crash after write, before ack');
   });
-  await expect(crashing.loadBatch({ batchSize: 100, waitMs: 2000, ackDeadlineSeconds: 10 })).rejects.toThrow(
-    /simulated crash/,
-  );
+  // As Temporal runs it: attempt 1 crashes, attempt 2 (a new run id) gets the redelivery.
+  const attempt = (n: number) =>
+    new MockActivityEnvironment({ attempt: n, activityId: 'load-1' }, { logger: undefined });
+  await expect(
+    attempt(1).run(crashing.loadBatch, { batchSize: 100, waitMs: 2000, ackDeadlineSeconds: 10 }),
+  ).rejects.toThrow(/simulated crash/);
   const [afterCrash] = await query<{ n: number }>(
     `SELECT COUNT(*) AS n FROM DS.posts WHERE id IN ('2001','2002')`,
   );
   expect(afterCrash!.n).toBe(2); // written, not acknowledged
 
   // Pub/Sub redelivers once the lease (10 s) expires.
-  const redelivered = await activities().loadBatch({ batchSize: 100, waitMs: 30_000 });
+  const redelivered: LoadBatchResult = await attempt(2).run(activities().loadBatch, {
+    batchSize: 100,
+    waitMs: 30_000,
+  });
   expect(redelivered.pulled).toBe(2);
   expect(redelivered.rowsLoaded).toBe(0);
   expect(redelivered.duplicatesSkipped).toBe(2);
