@@ -62,7 +62,6 @@ export interface StreamActivityDeps {
   shutdownSignal?: AbortSignal;
   /** Override for tests: publish function instead of Pub/Sub. */
   publishFn?: (data: Buffer, attributes: Record<string, string>) => Promise<string>;
-  progressIntervalMs?: number;
   /** Size of the recent-id window used to suppress exact duplicate deliveries. */
   dedupWindow?: number;
 }
@@ -189,7 +188,11 @@ export function createStreamActivities(deps: StreamActivityDeps) {
 
       const publisher = new PostPublisher(deps.pubsub, {
         topic: config.gcp.topic,
-        ...config.publish,
+        maxMessages: config.publish.maxMessages,
+        maxBytes: config.publish.maxBytes,
+        maxDelayMs: config.publish.maxDelayMs,
+        maxOutstandingMessages: config.publish.maxOutstandingMessages,
+        maxOutstandingBytes: config.publish.maxOutstandingBytes,
         logger,
         publishFn: deps.publishFn,
         // Counted when Pub/Sub acknowledged, per minute of the message's received_at (reconciliation).
@@ -308,7 +311,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       };
 
       heartbeat();
-      const progressEvery = deps.progressIntervalMs ?? 10_000;
+      const progressEvery = config.publish.progressReportIntervalMs;
       const hbTimer = setInterval(heartbeat, config.publish.heartbeatIntervalMs);
       const reportTimer = setInterval(() => void report(), progressEvery);
       let failure: unknown;

@@ -6,7 +6,7 @@
 import { stackUp } from '../../dev/stack/manager';
 
 beforeAll(async () => {
-  const up = await stackUp();
+  const up = await stackUp({ recycleBigQuery: true });
   if (up.started.length > 0) {
     process.stderr.write(`stack: restarted ${up.started.join(', ')} (see .local/*.log for why it stopped)\n`);
   }
