@@ -94,7 +94,9 @@ export interface PipelineOptions {
   /** Resource names (dataset, topic, subscription) are derived from it. */
   tag: string;
   standin?: StandinOptions;
-  /** Extra environment of both workers (e.g. proxy addresses, LOAD_INTERVAL_MS). */
+  /** Settings for the workers and this harness alike (e.g. private task queues). */
+  env?: Record<string, string>;
+  /** Extra environment of both workers only (e.g. proxy addresses, LOAD_INTERVAL_MS). */
   workerEnv?: Record<string, string>;
   log?: (line: string) => void;
 }
@@ -135,6 +137,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     LOG_LEVEL: 'warn',
     LOG_FORMAT: 'json',
     DQ_INTERVAL_MS: '600000',
+    ...opts.env,
     ...names,
     X_API_BASE_URL: standin.url,
     // The stand-in accepts any token; this is not a credential.
