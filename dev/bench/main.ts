@@ -326,6 +326,12 @@ async function main(): Promise<void> {
       await stackUp({ log: say });
       const offered = r === 'max' ? Number(values['max-rate']) : Number(r);
       stages.push(await runStage(p, r, offered));
+      // Partial results survive an interrupted run.
+      mkdirSync(join(ROOT, 'artifacts/bench'), { recursive: true });
+      writeFileSync(
+        join(ROOT, `artifacts/bench/${started.toISOString().replace(/[:.]/g, '-')}.partial.json`),
+        JSON.stringify({ stages }, null, 2),
+      );
       const s = stages[stages.length - 1];
       say(
         `stage ${r}: ${f0(s.deliveredPerSec)}/${f0(s.publishedPerSec)}/${f0(s.loadedPerSec)} per s, lost ${s.check.lost}, dup ${s.check.duplicates}, ${s.bottleneck}`,

@@ -121,6 +121,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
     log,
   });
 
+  p.startWorker('stream');
+  p.startWorker('batch');
   // Workers that die on their own are restarted (and counted): the run is about the data.
   const deliberate = new Set<string>();
   let unexpected = 0;
@@ -141,8 +143,6 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
   const faults: FaultOutcome[] = [];
   let rulesIdx = 0;
   try {
-    p.startWorker('stream');
-    p.startWorker('batch');
     await p.startSupervisor(stream);
     if (!(await waitUntil(async () => (await p.status(stream))?.progress.connected === true, 240_000)))
       throw new Error('the stream did not connect within 240 s');
