@@ -337,6 +337,14 @@ export function createLoadActivities(deps: LoadActivityDeps) {
       for (const d of deadLetters) deps.metrics?.deadLetters.inc({ stage: d.error_stage });
       log.info({ ...result }, 'load batch done');
       return result;
+    } catch (err) {
+      // Hand the batch back at once (deadline 0) so the retry gets the redelivery without waiting
+      // for the lease to expire. Best effort: if this fails too, the lease expires on its own.
+      await stopLease();
+      await subscriber
+        .modifyAckDeadline(ackIds, 0)
+        .catch((e: unknown) => log.warn({ err: e }, 'could not release the batch'));
+      throw err;
     } finally {
       clearInterval(beat);
       await stopLease();
