@@ -292,6 +292,18 @@ export async function stackUp(
       continue;
     }
     if (!ours) {
+      // Something else holds a port: it may be another checkout's stack still starting; give it a
+      // moment to answer its health check before calling it a conflict.
+      if (await portInUse('127.0.0.1', c.ports[0]!.port)) {
+        const healthyLater = await waitFor(c.name, c.healthy, 20_000, () => false).then(
+          () => true,
+          () => false,
+        );
+        if (healthyLater) {
+          reused.push(c.name);
+          continue;
+        }
+      }
       for (const p of c.ports) {
         if (await portInUse('127.0.0.1', p.port)) {
           throw new StackError(
