@@ -90,6 +90,30 @@ function samplePosts(n: number): Post[] {
   return out;
 }
 
+function bounded<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A check that could not be made: every figure NaN, reported as not verified. */
+function unverified(ledger: string[]): Awaited<ReturnType<typeof verify>> {
+  return {
+    ledgerPosts: ledger.length,
+    ledgerDistinct: new Set(ledger).size,
+    rows: NaN,
+    distinctRows: NaN,
+    lost: NaN,
+    duplicates: NaN,
+    extra: NaN,
+    malformedWritten: 0,
+    malformedDeadLetters: NaN,
+    lostSample: [],
+  };
+}
+
 async function runStage(p: Pipeline, label: string, offered: number): Promise<StageResult> {
   const name = `bench-${label}-${Date.now().toString(36)}`;
   p.standin.setRate(0);
@@ -135,19 +159,26 @@ async function runStage(p: Pipeline, label: string, offered: number): Promise<St
   const procs = sampler.stop();
   say(`stage ${label}: delivered ${ledger.length}, published ${published}, loaded ${loaded}`);
   await p.stopSupervisor(name, 60_000);
-  const history = await p.historyEvents(name).catch(() => ({ supervisor: NaN, load: NaN }));
-  const check = await verify(p, ledger, p.standin.malformedLines(), sinceIso);
-  const hist = await p
-    .query<{ ms: number; n: number }>(
+  // Bounded: an emulator still busy with a large MERGE can take minutes to answer.
+  const history = await bounded(p.historyEvents(name), 60_000).catch(() => ({ supervisor: NaN, load: NaN }));
+  const check = await bounded(verify(p, ledger, p.standin.malformedLines(), sinceIso), 180_000).catch(
+    (err: Error) => {
+      say(`stage ${label}: verification not finished: ${err.message}`);
+      return unverified(ledger);
+    },
+  );
+  const hist = await bounded(
+    p.query<{ ms: number; n: number }>(
       `SELECT DIV(TIMESTAMP_DIFF(r.finished_at, x.received_at, MILLISECOND), 100) * 100 AS ms, COUNT(*) AS n
        FROM ${p.table('posts')} x JOIN ${p.table('runs')} r ON x.load_run_id = r.run_id
        WHERE x.received_at >= TIMESTAMP(@since) GROUP BY ms`,
       { since: sinceIso },
-    )
-    .catch((err: Error) => {
-      say(`latency query failed: ${err.message}`);
-      return [];
-    });
+    ),
+    120_000,
+  ).catch((err: Error) => {
+    say(`latency query failed: ${err.message}`);
+    return [];
+  });
   const latencyMs = percentiles(hist.map((h) => ({ ms: Number(h.ms), n: Number(h.n) })));
 
   const dur = (t1 - t0) / 1000;
