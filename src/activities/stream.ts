@@ -11,7 +11,7 @@ import type { XRulesClient } from '../adapters/x/rules-client';
 import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
 import { PostPublisher } from '../adapters/pubsub/publisher';
 import { POST_SCHEMA_VERSION, type PostAttributes } from '../domain/post';
-import type { MinuteCount, StreamProgress } from '../domain/pipeline-status';
+import { emptyProgress, type MinuteCount, type StreamProgress } from '../domain/pipeline-status';
 import type { ActiveRule, StreamRule } from '../domain/rules';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
@@ -90,19 +90,6 @@ export class RecentIds {
     }
     return false;
   }
-}
-
-function emptyProgress(): StreamProgress {
-  return {
-    connected: false,
-    postsReceived: 0,
-    postsPublished: 0,
-    malformedPublished: 0,
-    duplicatesSuppressed: 0,
-    reconnects: 0,
-    reconnectsByReason: {},
-    backpressurePauses: 0,
-  };
 }
 
 function ruleFailure(err: XRuleError): ApplicationFailure {

@@ -28,6 +28,20 @@ export interface StreamProgress {
   updatedAt?: string;
 }
 
+/** Counters of a stream that has not received anything yet. */
+export function emptyProgress(): StreamProgress {
+  return {
+    connected: false,
+    postsReceived: 0,
+    postsPublished: 0,
+    malformedPublished: 0,
+    duplicatesSuppressed: 0,
+    reconnects: 0,
+    reconnectsByReason: {},
+    backpressurePauses: 0,
+  };
+}
+
 /**
  * Messages (posts + malformed) acknowledged by Pub/Sub, bucketed by the UTC minute of their
  * `received_at` (the same value stored in BigQuery), for reconciliation. Kept for a bounded window.

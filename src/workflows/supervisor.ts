@@ -37,7 +37,7 @@ import type {
   PipelineStatus,
   StreamProgress,
 } from '../domain/pipeline-status';
-import { loadWorkflowId, qualityWorkflowId } from '../domain/pipeline-status';
+import { emptyProgress, loadWorkflowId, qualityWorkflowId } from '../domain/pipeline-status';
 import { validateRules, type ActiveRule, type StreamRule } from '../domain/rules';
 import {
   dataQualityVerdictSignal,
@@ -113,19 +113,6 @@ const { streamToPubSub } = proxyActivities<ReturnType<typeof createStreamActivit
     nonRetryableErrorTypes: ['XAuthError'],
   },
 });
-
-function emptyProgress(): StreamProgress {
-  return {
-    connected: false,
-    postsReceived: 0,
-    postsPublished: 0,
-    malformedPublished: 0,
-    duplicatesSuppressed: 0,
-    reconnects: 0,
-    reconnectsByReason: {},
-    backpressurePauses: 0,
-  };
-}
 
 /** Adds the counters of `b` to `a` (state fields come from `b`). */
 export function addProgress(a: StreamProgress, b: StreamProgress): StreamProgress {
