@@ -54,6 +54,21 @@ export interface ProcStats {
   cpuSeconds: number;
 }
 
+/**
+ * Worker processes this rig started. They are killed when this process exits, however it exits (a
+ * jest timeout with --forceExit included): an orphaned worker would keep loading into the emulators
+ * and disturb whatever runs next.
+ */
+const spawned = new Set<ChildProcess>();
+let reaperInstalled = false;
+function installExitReaper(): void {
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.once('exit', () => {
+    for (const child of spawned) child.kill('SIGKILL');
+  });
+}
+
 /** Samples named processes every `everyMs`; `stop()` returns peak RSS and mean CPU per name. */
 export function startSampler(pids: () => Record<string, number | undefined>, everyMs = 500) {
   const acc = new Map<string, { peak: number; cpu: number; last?: { pid: number; cpu: number } }>();
@@ -154,6 +169,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const workers: Record<WorkerKind, ChildProcess | undefined> = { stream: undefined, batch: undefined };
 
   const startWorker = (kind: WorkerKind): ChildProcess => {
+    installExitReaper();
     const script = join(ROOT, `src/workers/${kind}-worker.ts`);
     const child = spawn(process.execPath, ['--import', 'tsx', script], {
       cwd: ROOT,
@@ -172,6 +188,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       }
     });
     workers[kind] = child;
+    spawned.add(child);
+    child.once('exit', () => spawned.delete(child));
     return child;
   };
 
