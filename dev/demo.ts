@@ -71,6 +71,10 @@ async function main(): Promise<void> {
     startProcess('batch worker', join(ROOT, 'src/workers/batch-worker.ts'), env),
     startProcess('dashboard', join(ROOT, 'src/dashboard/main.ts'), env),
   ];
+  // They run in their own process groups: make sure none outlives the demo, however it ends.
+  process.once('exit', () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  });
 
   const client = new Client({
     connection: await Connection.connect({ address: config.temporal.address }),
