@@ -2,11 +2,12 @@
  * The exactly-once writer. Every write inserts only rows whose key is not in the target yet, so
  * rerunning any step after a crash (or a redelivered / repeated message) never adds a second row.
  *
- * `posts` (the volume): a per-batch staging table and a MERGE.
+ * `posts` (the volume): a per-batch staging table and an insert of the keys not yet present.
  *   1. NDJSON load job into `_stg_<table>_<runId>` (WRITE_TRUNCATE, deterministic job id);
- *   2. `MERGE posts USING staging ON id [AND partition range] WHEN NOT MATCHED THEN INSERT ...`;
+ *   2. `INSERT INTO posts SELECT … FROM staging S WHERE S.id NOT IN (SELECT id FROM posts [partition range])`
+ *      (see buildMergeSql for why not a MERGE);
  *   3. drop the staging table.
- * Load jobs are free; only the MERGE scans bytes (the key column, and only the partitions the
+ * Load jobs are free; only the insert's key lookup scans bytes (the key column, and only the partitions the
  * batch's `created_at` dates touch).
  *
  * `posts_dead_letter` and `load_runs` (a few rows per batch): one idempotent DML statement per chunk,
@@ -100,7 +101,13 @@ export function dateRange(rows: Row[], column: string): [string, string] | null 
   return lo && hi && ISO_DATE_RE.test(lo) && ISO_DATE_RE.test(hi) ? [lo, hi] : null;
 }
 
-/** The MERGE statement of one staged batch (insert only when the key is not matched). */
+/**
+ * The statement that moves a staged batch into its target: insert the staged rows whose key is not in
+ * the target yet (partition-pruned with DATE literals). `INSERT … WHERE key NOT IN (SELECT key …)`
+ * rather than `MERGE … WHEN NOT MATCHED`: the same result and billing on BigQuery, but the goccy
+ * emulator runs a MERGE as a nested loop (116 s for 2,000 staged rows against 6,000, growing with the
+ * table) and this as a hashed lookup (55 ms for the same rows, measured here).
+ */
 export function buildMergeSql(
   target: string,
   staging: string,
@@ -108,15 +115,21 @@ export function buildMergeSql(
   columns: string[],
   range: [string, string] | null,
 ): string {
-  const on = spec.key.map((k) => `T.${k} = S.${k}`);
-  if (range) on.push(`DATE(T.${spec.partitionField}) BETWEEN DATE '${range[0]}' AND DATE '${range[1]}'`);
+  const where = range
+    ? ` WHERE DATE(T.${spec.partitionField}) BETWEEN DATE '${range[0]}' AND DATE '${range[1]}'`
+    : '';
   const cols = columns.map((c) => `\`${c}\``);
+  const absent =
+    spec.key.length === 1
+      ? `S.${spec.key[0]} NOT IN (SELECT T.${spec.key[0]} FROM ${target} T${where})`
+      : `NOT EXISTS (SELECT 1 FROM ${target} T WHERE ${spec.key.map((k) => `T.${k} = S.${k}`).join(' AND ')}${
+          range ? where.replace(' WHERE ', ' AND ') : ''
+        })`;
   return [
-    `MERGE ${target} T`,
-    `USING ${staging} S`,
-    `ON ${on.join(' AND ')}`,
-    `WHEN NOT MATCHED THEN INSERT (${cols.join(', ')})`,
-    `VALUES (${cols.map((c) => `S.${c}`).join(', ')})`,
+    `INSERT INTO ${target} (${cols.join(', ')})`,
+    `SELECT ${cols.map((c) => `S.${c}`).join(', ')}`,
+    `FROM ${staging} S`,
+    `WHERE ${absent}`,
   ].join('\n');
 }
 

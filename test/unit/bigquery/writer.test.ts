@@ -42,14 +42,15 @@ test('buildMergeSql inserts unmatched keys only, pruned by DATE literals', () =>
   );
   expect(sql).toBe(
     [
-      'MERGE `p.d.posts` T',
-      'USING `p.d._stg` S',
-      "ON T.id = S.id AND DATE(T.created_at) BETWEEN DATE '2026-11-20' AND DATE '2026-11-26'",
-      'WHEN NOT MATCHED THEN INSERT (`id`, `text`)',
-      'VALUES (S.`id`, S.`text`)',
+      'INSERT INTO `p.d.posts` (`id`, `text`)',
+      'SELECT S.`id`, S.`text`',
+      'FROM `p.d._stg` S',
+      "WHERE S.id NOT IN (SELECT T.id FROM `p.d.posts` T WHERE DATE(T.created_at) BETWEEN DATE '2026-11-20' AND DATE '2026-11-26')",
     ].join('\n'),
   );
-  expect(buildMergeSql('t', 's', POSTS_TABLE, ['id'], null)).toContain('ON T.id = S.id\n');
+  expect(buildMergeSql('t', 's', POSTS_TABLE, ['id'], null)).toContain(
+    'WHERE S.id NOT IN (SELECT T.id FROM t T)',
+  );
 });
 
 describe('buildInsertIfAbsent', () => {
