@@ -6,17 +6,16 @@
 import type { Client } from '@temporalio/client';
 import { createLoadActivities } from '../activities/bigquery';
 import { createQualityActivities } from '../activities/quality';
-import { loadConfigOrExit, type AppConfig } from '../config';
+import type { AppConfig } from '../config';
 import { createBigQueryClient } from '../adapters/bigquery/client';
 import { createBigQueryQualityStore } from '../adapters/bigquery/quality-queries';
 import { createBigQueryLoadSink } from '../adapters/bigquery/writer';
 import { createBatchSubscriber } from '../adapters/pubsub/subscriber';
 import { createSupervisorCounters } from '../adapters/temporal/published-counts';
 import { createWebhookAlerter } from '../adapters/webhook';
-import { createLogger, type Logger } from '../observability/logger';
-import { createMetrics, type Metrics } from '../observability/metrics';
-import { runWorker } from './run-worker';
-import { connectClient } from './temporal-connection';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import { workerMain } from './run-worker';
 
 export function buildBatchActivities(
   config: AppConfig,
@@ -50,32 +49,11 @@ export function buildBatchActivities(
   return { activities: { ...load, ...quality }, close: async () => subscriber.close?.() };
 }
 
-async function main(): Promise<void> {
-  const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel, format: config.logFormat, name: 'batch-worker' });
-  const metrics = createMetrics();
-  const shutdown = new AbortController();
-  const client = await connectClient(config.temporal);
-  const built = buildBatchActivities(config, logger, { client, metrics });
-  await runWorker({
-    name: 'batch worker',
-    config,
-    logger,
-    metrics,
-    taskQueue: config.temporal.batchTaskQueue,
-    healthPort: config.ports.batchWorkerHealth,
-    activities: built.activities,
-    shutdown,
-    onStopped: async () => {
-      await built.close();
-      await client.connection.close();
-    },
-  });
-}
-
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`batch worker failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+  workerMain({
+    name: 'batch worker',
+    taskQueue: (c) => c.temporal.batchTaskQueue,
+    healthPort: (c) => c.ports.batchWorkerHealth,
+    build: (config, logger, deps) => buildBatchActivities(config, logger, deps),
   });
 }

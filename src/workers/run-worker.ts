@@ -6,12 +6,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
-import type { AppConfig } from '../config';
-import type { Logger } from '../observability/logger';
-import type { Metrics } from '../observability/metrics';
+import type { Client } from '@temporalio/client';
+import { loadConfigOrExit, type AppConfig } from '../config';
+import { createLogger, type Logger } from '../observability/logger';
+import { createMetrics, type Metrics } from '../observability/metrics';
 import { installTemporalRuntime } from '../observability/temporal-logging';
 import { startHealthServer, type HealthServer } from './health-server';
-import { connectWorker } from './temporal-connection';
+import { connectClient, connectWorker } from './temporal-connection';
 
 /** The bundle `npm run build` writes; used in production so workers start without webpack. */
 export const WORKFLOW_BUNDLE_PATH = join(__dirname, '../../workflow-bundle.js');
@@ -85,4 +86,54 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
     health = undefined;
     logger.info(`${opts.name} stopped`);
   }
+}
+
+export interface WorkerProcess {
+  /** e.g. `stream worker`; the logger is named after it. */
+  name: string;
+  taskQueue: (config: AppConfig) => string;
+  healthPort: (config: AppConfig) => number;
+  /** The composition root: builds the adapters once and returns the activities. */
+  build: (
+    config: AppConfig,
+    logger: Logger,
+    deps: { client: Client; metrics: Metrics; shutdownSignal: AbortSignal },
+  ) => { activities: object; close: () => Promise<void> };
+  /** Start-up checks that only warn. */
+  preflight?: (config: AppConfig, logger: Logger) => void;
+}
+
+/** A worker process's `main`: configuration once, a client for activities, the worker, clean exit. */
+export function workerMain(proc: WorkerProcess): void {
+  const run = async () => {
+    const config = loadConfigOrExit();
+    const logger = createLogger({
+      level: config.logLevel,
+      format: config.logFormat,
+      name: proc.name.replace(/ /g, '-'),
+    });
+    proc.preflight?.(config, logger);
+    const metrics = createMetrics();
+    const shutdown = new AbortController();
+    const client = await connectClient(config.temporal);
+    const built = proc.build(config, logger, { client, metrics, shutdownSignal: shutdown.signal });
+    await runWorker({
+      name: proc.name,
+      config,
+      logger,
+      metrics,
+      taskQueue: proc.taskQueue(config),
+      healthPort: proc.healthPort(config),
+      activities: built.activities,
+      shutdown,
+      onStopped: async () => {
+        await built.close();
+        await client.connection.close();
+      },
+    });
+  };
+  run().catch((err: unknown) => {
+    process.stderr.write(`${proc.name} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
 }

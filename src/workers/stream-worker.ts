@@ -5,20 +5,19 @@
  */
 import type { Client } from '@temporalio/client';
 import { createStreamActivities } from '../activities/stream';
-import { loadConfigOrExit, type AppConfig } from '../config';
+import type { AppConfig } from '../config';
 import { createPubSub } from '../adapters/pubsub/client';
 import { XRulesClient } from '../adapters/x/rules-client';
 import { XStreamSource } from '../adapters/x/stream-source';
-import { createLogger, type Logger } from '../observability/logger';
-import { createMetrics } from '../observability/metrics';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
 import { progressSignal } from '../workflows/messages';
-import { runWorker } from './run-worker';
-import { connectClient } from './temporal-connection';
+import { workerMain } from './run-worker';
 
 export function buildStreamActivities(
   config: AppConfig,
   logger: Logger,
-  deps: { client: Client; metrics?: ReturnType<typeof createMetrics>; shutdownSignal?: AbortSignal },
+  deps: { client: Client; metrics?: Metrics; shutdownSignal?: AbortSignal },
 ) {
   const pubsub = createPubSub(config.gcp);
   const token = config.x.bearerToken;
@@ -51,37 +50,18 @@ export function buildStreamActivities(
   return { activities, close: () => pubsub.close() };
 }
 
-async function main(): Promise<void> {
-  const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel, format: config.logFormat, name: 'stream-worker' });
-  if (!config.x.bearerToken) {
-    logger.warn(
-      'no X bearer token configured (X_BEARER_TOKEN / X_BEARER_TOKEN_FILE): the stream cannot connect',
-    );
-  }
-  const metrics = createMetrics();
-  const shutdown = new AbortController();
-  const client = await connectClient(config.temporal);
-  const built = buildStreamActivities(config, logger, { client, metrics, shutdownSignal: shutdown.signal });
-  await runWorker({
-    name: 'stream worker',
-    config,
-    logger,
-    metrics,
-    taskQueue: config.temporal.streamTaskQueue,
-    healthPort: config.ports.streamWorkerHealth,
-    activities: built.activities,
-    shutdown,
-    onStopped: async () => {
-      await built.close();
-      await client.connection.close();
-    },
-  });
-}
-
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`stream worker failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+  workerMain({
+    name: 'stream worker',
+    taskQueue: (c) => c.temporal.streamTaskQueue,
+    healthPort: (c) => c.ports.streamWorkerHealth,
+    build: (config, logger, deps) => buildStreamActivities(config, logger, deps),
+    preflight: (config, logger) => {
+      if (!config.x.bearerToken) {
+        logger.warn(
+          'no X bearer token configured (X_BEARER_TOKEN / X_BEARER_TOKEN_FILE): the stream cannot connect',
+        );
+      }
+    },
   });
 }
