@@ -41,7 +41,8 @@ export interface TableSpec {
   key: string[];
 }
 
-const col = (name: string, type: ColumnType, mode: ColumnMode, description: string): Column => ({
+/** A column, in the shape of BigQuery's `TableFieldSchema` (shared by every table spec). */
+export const col = (name: string, type: ColumnType, mode: ColumnMode, description: string): Column => ({
   name,
   type,
   mode,

@@ -9,6 +9,7 @@
  */
 import {
   POSTS_TABLE,
+  col,
   normaliseMode,
   normaliseType,
   type ActualColumn,
@@ -251,13 +252,6 @@ export interface CheckResult {
 
 /** A table spec shaped like {@link TableSpec}, for the table this module owns. */
 export type QualityTableSpec = Omit<TableSpec, 'name'> & { name: 'dq_results' };
-
-const col = (name: string, type: Column['type'], mode: Column['mode'], description: string): Column => ({
-  name,
-  type,
-  mode,
-  description,
-});
 
 /** `dq_results`: one row per check per data-quality run. */
 export const DQ_RESULTS_TABLE: QualityTableSpec = {
