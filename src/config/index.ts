@@ -74,6 +74,8 @@ export interface XConfig {
   expansions: string[];
   userFields: string[];
   stallTimeoutMs: number;
+  /** On abort (pause/stop), read what X already sent for up to this long before closing. */
+  closeDrainMs: number;
   backfillMinutes: number;
 }
 
@@ -206,6 +208,7 @@ export function loadConfig(
       expansions: v.xExpansions!,
       userFields: v.xUserFields!,
       stallTimeoutMs: v.xStallTimeoutMs!,
+      closeDrainMs: v.xCloseDrainMs!,
       backfillMinutes: v.xBackfillMinutes!,
     },
     publish: {

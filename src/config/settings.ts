@@ -344,6 +344,15 @@ export const settings = {
     default: '20000',
     schema: parsers.positiveInt(),
   }),
+  xCloseDrainMs: s({
+    env: 'X_CLOSE_DRAIN_MS',
+    group: 'X API',
+    form: 'a non-negative integer (milliseconds)',
+    description:
+      'On pause/stop: half-close the connection and keep reading what X already sent for up to this long, so posts in flight are published, not lost (0 = close at once).',
+    default: '2000',
+    schema: parsers.nonNegativeInt(),
+  }),
   xBackfillMinutes: s({
     env: 'X_BACKFILL_MINUTES',
     group: 'X API',

@@ -39,6 +39,7 @@ export function buildStreamActivities(
         expansions: config.x.expansions,
         userFields: config.x.userFields,
         stallTimeoutMs: config.x.stallTimeoutMs,
+        closeDrainMs: config.x.closeDrainMs,
         backfillMinutes: config.x.backfillMinutes,
         logger: xLogger,
       });

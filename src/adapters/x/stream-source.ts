@@ -15,6 +15,10 @@
  *   each reconnect asks for the minutes since the last byte received, rounded up, at most the cap.
  *   `run({ backfillMinutes })` asks for that much on the first connect of the run (e.g. after a
  *   worker restart), also capped.
+ * - Closing (the signal aborts): the connection is half-closed and what X already sent keeps being
+ *   read and handed over until X closes its side or `closeDrainMs` passes, so the posts in flight
+ *   when an operator pauses are published, not lost. Lines still not handed over at the deadline
+ *   are counted and logged at error level (never dropped silently).
  * - HTTP 401/403: `run` rejects with {@link XAuthError}. The bearer token is sent in the
  *   `authorization` header only; it is never logged nor put in an error.
  */
@@ -61,6 +65,8 @@ export interface XStreamSourceOptions {
   userFields?: readonly string[];
   /** No bytes for this long = stall. Default 20 000 ms (X's keep-alive is every 20 s at most). */
   stallTimeoutMs?: number;
+  /** On abort: keep reading what was already sent for up to this long. Default 2000 ms; 0 = close at once. */
+  closeDrainMs?: number;
   /** Maximum backfill minutes to request on reconnect (0-5; 0 = never ask). Default 0. */
   backfillMinutes?: number;
   reconnect?: ReconnectPolicyOptions;
@@ -93,6 +99,8 @@ export interface XStreamStats {
   posts: number;
   malformed: number;
   bytesReceived: number;
+  /** Lines received but not handed over because the close deadline passed (logged at error level). */
+  linesDroppedAtClose: number;
   lastError?: string;
   lastDisconnectType?: string;
   lastConnectedAt?: string;
@@ -113,6 +121,7 @@ type Outcome =
     };
 
 const DEFAULT_STALL_MS = 20_000;
+const DEFAULT_CLOSE_DRAIN_MS = 2_000;
 const MAX_ERROR_BODY = 16 * 1024;
 
 async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -163,6 +172,7 @@ export class XStreamSource {
     posts: 0,
     malformed: 0,
     bytesReceived: 0,
+    linesDroppedAtClose: 0,
   };
   private lastByteAt: number | undefined;
 
@@ -271,6 +281,7 @@ export class XStreamSource {
     const url = this.streamUrl(backfill);
     const client = url.protocol === 'https:' ? https : http;
     const stallMs = this.stallTimeoutMs;
+    const drainMs = this.opts.closeDrainMs ?? DEFAULT_CLOSE_DRAIN_MS;
     const log = this.log;
     const s = this.s;
 
@@ -279,6 +290,9 @@ export class XStreamSource {
       let connectedAt: number | undefined;
       let res: http.IncomingMessage | undefined;
       let stallTimer: NodeJS.Timeout | undefined;
+      let drainTimer: NodeJS.Timeout | undefined;
+      /** The signal aborted while connected: read what was already sent, then resolve `aborted`. */
+      let closing = false;
       const decoder = new LineDecoder();
       // Back-pressure state: lines not yet handed to onMessage, and whether a promise is pending.
       // `truncated`: the batch is the unterminated tail of a connection that ended mid-line.
@@ -295,7 +309,8 @@ export class XStreamSource {
 
       const cleanup = (): void => {
         if (stallTimer) clearTimeout(stallTimer);
-        stallTimer = undefined;
+        if (drainTimer) clearTimeout(drainTimer);
+        stallTimer = drainTimer = undefined;
         signal.removeEventListener('abort', onAbort);
         if (connectedAt !== undefined) s.connected = false;
       };
@@ -307,11 +322,13 @@ export class XStreamSource {
         resolve(o);
       };
       /** Ends the connection once every received line was handed over. */
-      const finish = (o: Outcome): void => {
+      const finish = (end: Outcome): void => {
         if (settled) return;
         if (stallTimer) clearTimeout(stallTimer);
         stallTimer = undefined;
-        if (o.kind === 'failed' && connectedAt !== undefined) {
+        // While closing, the connection's end is the close we asked for, whatever it looks like.
+        const o: Outcome = closing ? { kind: 'aborted' } : end;
+        if (connectedAt !== undefined && (o.kind === 'failed' || closing)) {
           const rest = decoder.end();
           if (rest !== undefined) {
             backlog.push({ lines: [rest], receivedAt: new Date(now()).toISOString(), truncated: true });
@@ -325,6 +342,7 @@ export class XStreamSource {
         startPump();
       };
       const armStall = (): void => {
+        if (closing) return; // the close deadline bounds the wait instead
         if (stallTimer) clearTimeout(stallTimer);
         stallTimer = setTimeout(() => {
           log.warn({ stallTimeoutMs: stallMs }, 'X stream stalled: no bytes received');
@@ -338,7 +356,35 @@ export class XStreamSource {
           });
         }, stallMs);
       };
-      const onAbort = (): void => settle({ kind: 'aborted' });
+      const undelivered = (): number =>
+        batch.lines.length - idx + backlog.reduce((n, b) => n + b.lines.length, 0);
+      const onAbort = (): void => {
+        if (settled) return;
+        const sock = res?.socket;
+        if (connectedAt === undefined || drainMs <= 0 || (!sock && !endOutcome)) {
+          settle({ kind: 'aborted' });
+          return;
+        }
+        closing = true;
+        // Already ending (X closed first): hand over what is left, then report the close we asked for.
+        if (endOutcome) endOutcome = { kind: 'aborted' };
+        if (stallTimer) clearTimeout(stallTimer);
+        stallTimer = undefined;
+        drainTimer = setTimeout(() => {
+          const left = undelivered();
+          if (left > 0) {
+            s.linesDroppedAtClose += left;
+            log.error(
+              { lines: left, closeDrainMs: drainMs },
+              'X stream closed with received lines not handed over (the consumer did not keep up)',
+            );
+          }
+          settle({ kind: 'aborted' });
+        }, drainMs);
+        // Half-close: X sees the client going and ends the response; what is in flight still arrives.
+        sock?.end();
+        if (res?.isPaused()) res.resume();
+      };
 
       /** Hands one line over; returns a promise when the consumer is asynchronous. */
       const dispatch = (line: string, at: string, truncated: boolean): PromiseLike<void> | void => {
@@ -395,7 +441,8 @@ export class XStreamSource {
             }
             if (isThenable(r)) {
               pumping = true;
-              if (res && !res.isPaused()) res.pause();
+              // Closing: keep the response flowing, or Node discards what it buffered when X ends it.
+              if (res && !closing && !res.isPaused()) res.pause();
               if (stallTimer) clearTimeout(stallTimer);
               stallTimer = undefined;
               r.then(pump, fail);
@@ -567,6 +614,7 @@ export function createXStreamSource(
     expansions: x.expansions,
     userFields: x.userFields,
     stallTimeoutMs: x.stallTimeoutMs,
+    closeDrainMs: x.closeDrainMs,
     backfillMinutes: x.backfillMinutes,
     logger,
     ...overrides,

@@ -329,6 +329,38 @@ describe('XStreamSource against the stand-in', () => {
     expect(h.source.stats().connected).toBe(false);
   });
 
+  it('abort while posts flow (a pause): every post the stand-in wrote before the close is handed over', async () => {
+    // A slow consumer keeps lines waiting in the reader and bytes waiting in the socket.
+    const h = await harness({ standin: { rate: 3000 }, onMessage: () => delay(2) });
+    await postsAtLeast(h, 100);
+    open.splice(open.indexOf(h), 1);
+    const t = Date.now();
+    await h.stop();
+    expect(Date.now() - t).toBeLessThan(3000); // bounded by the default close drain (2 s)
+    expect(h.standin.stats().activeConnection).toBe(false);
+    expect(h.source.stats().linesDroppedAtClose).toBe(0);
+    expect(h.malformed).toEqual([]);
+    expectEmittedEqualsLedger(h);
+  });
+
+  it('abort with a consumer that never finishes: resolves at the close deadline and counts what it could not hand over', async () => {
+    let handed = 0;
+    const h = await harness({
+      standin: { rate: 2000 },
+      source: { closeDrainMs: 200 },
+      onMessage: () => (++handed >= 20 ? new Promise<void>(() => {}) : undefined),
+    });
+    await postsAtLeast(h, 20); // the consumer is now stuck, with X still sending
+    await delay(100);
+    open.splice(open.indexOf(h), 1);
+    await h.stop();
+    const s = h.source.stats();
+    expect(s.connected).toBe(false);
+    // Every line received is either handed over or counted as dropped at the close.
+    expect(s.linesDroppedAtClose).toBe(s.linesReceived - h.ids.length);
+    expect(s.linesDroppedAtClose).toBeGreaterThan(0);
+  });
+
   it('run() refuses a second concurrent run (X allows one connection)', async () => {
     const h = await harness();
     await postsAtLeast(h, 1);
