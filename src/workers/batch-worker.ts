@@ -10,6 +10,7 @@ import type { AppConfig } from '../config';
 import { createBigQueryClient } from '../adapters/bigquery/client';
 import { createBigQueryQualityStore } from '../adapters/bigquery/quality-queries';
 import { createBigQueryLoadSink } from '../adapters/bigquery/writer';
+import { deadLetterSubscriptionName } from '../adapters/pubsub/admin';
 import { createBatchSubscriber } from '../adapters/pubsub/subscriber';
 import { createSupervisorCounters } from '../adapters/temporal/published-counts';
 import { createWebhookAlerter } from '../adapters/webhook';
@@ -25,6 +26,7 @@ export function buildBatchActivities(
   const bq = createBigQueryClient(config.gcp);
   const subscriber = createBatchSubscriber({
     gcp: config.gcp,
+    deadLetterSubscription: deadLetterSubscriptionName(config.gcp),
     logger: logger.child({ component: 'subscriber' }),
   });
   const load = createLoadActivities({

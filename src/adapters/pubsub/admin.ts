@@ -2,7 +2,9 @@
  * Idempotent provisioning of the Pub/Sub resources, from the same configuration the workers use:
  * the posts topic, the pull subscription the load workflow drains, and a dead-letter topic (with its
  * own subscription so that nothing forwarded there is lost) for messages that fail delivery
- * `maxDeliveryAttempts` times.
+ * `maxDeliveryAttempts` times. The load activity drains that subscription too (see
+ * `createBatchSubscriber`'s `deadLetterSubscription`): a post that BigQuery could not take for a long
+ * time still lands in `posts` once it can.
  */
 import type { PubSub } from '@google-cloud/pubsub';
 import type { GcpConfig } from '../../config';

@@ -90,6 +90,12 @@ function toIso(ts: { seconds?: unknown; nanos?: number | null } | null | undefin
 
 export interface BatchSubscriberDeps {
   gcp: Pick<GcpConfig, 'projectId' | 'subscription' | 'pubsubEmulatorHost'>;
+  /**
+   * The dead-letter topic's subscription. Pub/Sub forwards a message there after
+   * `MAX_DELIVERY_ATTEMPTS` failed deliveries (e.g. BigQuery down for a long time); every batch that
+   * has room tops up from it, so a forwarded post still lands in `posts` (or `posts_dead_letter`).
+   */
+  deadLetterSubscription?: string;
   logger: Logger;
   /** Injected for tests; defaults to a client for the emulator or real Pub/Sub. */
   client?: v1.SubscriberClient;
@@ -106,76 +112,142 @@ export function subscriberClientOptions(emulatorHost: string | undefined) {
   };
 }
 
-export function createBatchSubscriber({ gcp, logger, client }: BatchSubscriberDeps): BatchSubscriber {
+export function createBatchSubscriber({
+  gcp,
+  logger,
+  client,
+  deadLetterSubscription,
+}: BatchSubscriberDeps): BatchSubscriber {
   const sub = client ?? new v1.SubscriberClient(subscriberClientOptions(gcp.pubsubEmulatorHost));
-  const subscription = `projects/${gcp.projectId}/subscriptions/${gcp.subscription}`;
+  const path = (name: string) => `projects/${gcp.projectId}/subscriptions/${name}`;
+  const main = { name: gcp.subscription, path: path(gcp.subscription) };
+  const dead = deadLetterSubscription
+    ? { name: deadLetterSubscription, path: path(deadLetterSubscription) }
+    : undefined;
+  type Source = typeof main;
+  /** Ack ids that belong to the dead-letter subscription (ack ids are per subscription). */
+  const fromDead = new Set<string>();
   const chunks = <T>(xs: T[], n: number) =>
     Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n));
+  /** Runs `op` once per subscription that owns some of `ackIds`. */
+  const perSource = async (ackIds: string[], op: (src: Source, ids: string[]) => Promise<void>) => {
+    const deadIds = dead && fromDead.size > 0 ? ackIds.filter((id) => fromDead.has(id)) : [];
+    const mainIds = deadIds.length > 0 ? ackIds.filter((id) => !fromDead.has(id)) : ackIds;
+    if (mainIds.length > 0) await op(main, mainIds);
+    if (dead && deadIds.length > 0) await op(dead, deadIds);
+  };
+  const forget = (ackIds: string[]) => {
+    if (fromDead.size > 0) for (const id of ackIds) fromDead.delete(id);
+  };
+
+  /** Pulls from one subscription into `out` until it is empty or `out` is full. */
+  async function pullFrom(
+    src: Source,
+    out: PulledMessage[],
+    seen: Set<string>,
+    maxMessages: number,
+    firstWaitMs: number,
+    drainWaitMs: number,
+    ackDeadlineSeconds: number,
+  ): Promise<void> {
+    let first = true;
+    while (out.length < maxMessages) {
+      const want = Math.min(MAX_PULL, maxMessages - out.length);
+      let received;
+      try {
+        [{ receivedMessages: received }] = await sub.pull(
+          { subscription: src.path, maxMessages: want },
+          { timeout: first ? firstWaitMs : drainWaitMs, retry: null as never },
+        );
+      } catch (err) {
+        if ((err as { code?: number })?.code === GRPC.DEADLINE_EXCEEDED) break;
+        // Messages pulled so far are not lost: their lease expires and Pub/Sub redelivers them.
+        throw classifyPubSubError(err, src.name, 'pull');
+      }
+      first = false;
+      const batch = (received ?? []).flatMap((r): PulledMessage[] => {
+        const m = r.message;
+        if (!r.ackId || !m?.messageId) return [];
+        return [
+          {
+            ackId: r.ackId,
+            messageId: m.messageId,
+            publishTime: toIso(m.publishTime as never),
+            data: Buffer.from(m.data ?? new Uint8Array()),
+            attributes: { ...(m.attributes ?? {}) },
+            deliveryAttempt: r.deliveryAttempt ?? null,
+          },
+        ];
+      });
+      if (batch.length === 0) break;
+      if (src === dead) for (const m of batch) fromDead.add(m.ackId);
+      if (ackDeadlineSeconds)
+        await self.modifyAckDeadline(
+          batch.map((m) => m.ackId),
+          ackDeadlineSeconds,
+        );
+      for (const m of batch) {
+        if (!seen.has(m.ackId)) out.push(m);
+        seen.add(m.ackId);
+      }
+    }
+  }
 
   const self: BatchSubscriber = {
     async pull({ maxMessages, waitMs = 5000, drainWaitMs = 1000, ackDeadlineSeconds = 60 }) {
       const out: PulledMessage[] = [];
       const seen = new Set<string>();
-      while (out.length < maxMessages) {
-        const want = Math.min(MAX_PULL, maxMessages - out.length);
-        let received;
-        try {
-          [{ receivedMessages: received }] = await sub.pull(
-            { subscription, maxMessages: want },
-            { timeout: out.length === 0 ? waitMs : drainWaitMs, retry: null as never },
-          );
-        } catch (err) {
-          if ((err as { code?: number })?.code === GRPC.DEADLINE_EXCEEDED) break;
-          // Messages pulled so far are not lost: their lease expires and Pub/Sub redelivers them.
-          throw classifyPubSubError(err, gcp.subscription, 'pull');
-        }
-        const batch = (received ?? []).flatMap((r): PulledMessage[] => {
-          const m = r.message;
-          if (!r.ackId || !m?.messageId) return [];
-          return [
-            {
-              ackId: r.ackId,
-              messageId: m.messageId,
-              publishTime: toIso(m.publishTime as never),
-              data: Buffer.from(m.data ?? new Uint8Array()),
-              attributes: { ...(m.attributes ?? {}) },
-              deliveryAttempt: r.deliveryAttempt ?? null,
-            },
-          ];
-        });
-        if (batch.length === 0) break;
-        if (ackDeadlineSeconds)
-          await self.modifyAckDeadline(
-            batch.map((m) => m.ackId),
-            ackDeadlineSeconds,
-          );
-        for (const m of batch) {
-          if (!seen.has(m.ackId)) out.push(m);
-          seen.add(m.ackId);
-        }
+      // The dead-letter subscription is asked first and briefly (it is normally empty), so a
+      // forwarded message never waits behind a steady stream on the main subscription.
+      if (dead) await pullFrom(dead, out, seen, maxMessages, drainWaitMs, drainWaitMs, ackDeadlineSeconds);
+      const forwarded = out.length;
+      await pullFrom(
+        main,
+        out,
+        seen,
+        maxMessages,
+        forwarded > 0 ? drainWaitMs : waitMs,
+        drainWaitMs,
+        ackDeadlineSeconds,
+      );
+      if (forwarded > 0) {
+        logger.warn(
+          { subscription: dead!.name, messages: forwarded },
+          'loading messages Pub/Sub forwarded to the dead-letter subscription',
+        );
       }
       logger.debug({ subscription: gcp.subscription, pulled: out.length }, 'pulled batch');
       return out;
     },
 
     async modifyAckDeadline(ackIds, seconds) {
-      for (const part of chunks(ackIds, MAX_ACK_IDS)) {
-        try {
-          await sub.modifyAckDeadline({ subscription, ackIds: part, ackDeadlineSeconds: seconds });
-        } catch (err) {
-          throw classifyPubSubError(err, gcp.subscription, 'modifyAckDeadline');
+      await perSource(ackIds, async (src, ids) => {
+        for (const part of chunks(ids, MAX_ACK_IDS)) {
+          try {
+            await sub.modifyAckDeadline({
+              subscription: src.path,
+              ackIds: part,
+              ackDeadlineSeconds: seconds,
+            });
+          } catch (err) {
+            throw classifyPubSubError(err, src.name, 'modifyAckDeadline');
+          }
         }
-      }
+      });
+      if (seconds === 0) forget(ackIds); // handed back: a redelivery brings a new ack id
     },
 
     async acknowledge(ackIds) {
-      for (const part of chunks(ackIds, MAX_ACK_IDS)) {
-        try {
-          await sub.acknowledge({ subscription, ackIds: part });
-        } catch (err) {
-          throw classifyPubSubError(err, gcp.subscription, 'acknowledge');
+      await perSource(ackIds, async (src, ids) => {
+        for (const part of chunks(ids, MAX_ACK_IDS)) {
+          try {
+            await sub.acknowledge({ subscription: src.path, ackIds: part });
+          } catch (err) {
+            throw classifyPubSubError(err, src.name, 'acknowledge');
+          }
         }
-      }
+      });
+      forget(ackIds);
     },
 
     async close() {

@@ -8,7 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createLoadActivities, type LoadBatchResult } from '../../../src/activities/bigquery';
 import { createBigQueryClient } from '../../../src/adapters/bigquery/client';
 import { createBigQueryLoadSink } from '../../../src/adapters/bigquery/writer';
-import { ensurePubSubResources } from '../../../src/adapters/pubsub/admin';
+import { deadLetterSubscriptionName, ensurePubSubResources } from '../../../src/adapters/pubsub/admin';
 import { createPubSub } from '../../../src/adapters/pubsub/client';
 import { createBatchSubscriber, type BatchSubscriber } from '../../../src/adapters/pubsub/subscriber';
 import type { AppConfig } from '../../../src/config';
@@ -56,7 +56,11 @@ beforeAll(async () => {
   pubsub = createPubSub(config.gcp);
   await ensurePubSubResources(pubsub, config.gcp);
   bq = createBigQueryClient(config.gcp);
-  subscriber = createBatchSubscriber({ gcp: config.gcp, logger });
+  subscriber = createBatchSubscriber({
+    gcp: config.gcp,
+    logger,
+    deadLetterSubscription: deadLetterSubscriptionName(config.gcp),
+  });
   await activities().ensureTables();
 });
 
@@ -107,6 +111,21 @@ test('valid, malformed and schema-violating messages land in the right table wit
     'SELECT SUM(message_count) AS message_count, SUM(rows_loaded) AS rows_loaded, SUM(dead_letters) AS dead_letters FROM DS.load_runs',
   );
   expect(runs[0]).toEqual({ message_count: 6, rows_loaded: 2, dead_letters: 4 });
+});
+
+test('a post Pub/Sub forwarded to the dead-letter topic is loaded, acknowledged there, exactly once', async () => {
+  // What Pub/Sub does after MAX_DELIVERY_ATTEMPTS failed deliveries (e.g. a long BigQuery outage).
+  await publishAll(pubsub, config.gcp.deadLetterTopic, [postMessage(makePost('1501'))]);
+  await publishAll(pubsub, config.gcp.topic, [postMessage(makePost('1502'))]);
+  const results = await drain();
+  expect(results.reduce((n, r) => n + r.rowsLoaded, 0)).toBe(2);
+  const rows = await query<{ id: string }>(
+    "SELECT id FROM DS.posts WHERE id IN ('1501', '1502') ORDER BY id",
+  );
+  expect(rows.map((r) => r.id)).toEqual(['1501', '1502']);
+  // Acknowledged on the dead-letter subscription: nothing comes back once the lease would expire.
+  const again = await activities().loadBatch({ batchSize: 10, waitMs: 500, ackDeadlineSeconds: 1 });
+  expect(again.pulled).toBe(0);
 });
 
 test('a crash between the write and the ack, then redelivery, leaves exactly one row', async () => {
