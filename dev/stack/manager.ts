@@ -4,7 +4,7 @@
  * `.local/`. `up` reuses what is already running and healthy, `down` stops only the processes it
  * started (by recorded PID), `status` reports each component.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -113,6 +113,20 @@ async function temporalHealthy(address: string): Promise<boolean> {
   }
 }
 
+/**
+ * `--ui-disable-news-fetch` (no pointless outbound call from the Web UI) exists from CLI 1.8; the Go
+ * fallback builds CLI 1.5.1, which would refuse it. Read once from `temporal --version`.
+ */
+let newsFlag: string[] | undefined;
+export function temporalNewsFlag(binary = join(TOOLS_BIN, 'temporal')): string[] {
+  if (newsFlag) return newsFlag;
+  const out = spawnSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
+  const m = /version (\d+)\.(\d+)/.exec(out);
+  const supported = m !== null && (Number(m[1]) > 1 || Number(m[2]) >= 8);
+  newsFlag = supported ? ['--ui-disable-news-fetch'] : [];
+  return newsFlag;
+}
+
 export function components(a: StackAddresses): Component[] {
   const temporalAddress = `${a.temporalHost}:${a.temporalPort}`;
   return [
@@ -140,7 +154,7 @@ export function components(a: StackAddresses): Component[] {
         a.namespace,
         '--log-level',
         'warn',
-        '--ui-disable-news-fetch',
+        ...temporalNewsFlag(),
         ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
       ],
       healthy: async () =>

@@ -47,6 +47,8 @@ export interface StandinFaults {
   disconnectType?: string;
   /** After N more posts: write one malformed (invalid JSON) line. */
   malformedAfterPosts?: number;
+  /** After N more posts, write an in-stream error message (not a disconnect), once. */
+  errorMessageAfterPosts?: number;
   /** Write each batch in pieces cut at random byte positions (inside `\r\n` and UTF-8 characters). */
   splitWrites?: boolean;
   /** Write every Nth post twice (0 = off). */
@@ -303,6 +305,19 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
       faults.malformedAfterPosts = undefined;
       items.push({ text: MALFORMED_LINE + '\r\n', malformed: true });
     }
+    if (faults.errorMessageAfterPosts !== undefined && faults.errorMessageAfterPosts <= 0) {
+      faults.errorMessageAfterPosts = undefined;
+      const msg = {
+        errors: [
+          {
+            title: 'ConnectionException',
+            detail: 'A rule of this stream could not be matched for a while.',
+            type: `${PROBLEMS}/streaming-connection`,
+          },
+        ],
+      };
+      items.push({ text: JSON.stringify(msg) + '\r\n', malformed: true });
+    }
     if (faults.disconnectAfterPosts !== undefined && faults.disconnectAfterPosts <= 0) {
       faults.disconnectAfterPosts = undefined;
       const msg = {
@@ -339,6 +354,7 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
   const countDown = (): void => {
     for (const k of [
       'malformedAfterPosts',
+      'errorMessageAfterPosts',
       'disconnectAfterPosts',
       'endAfterPosts',
       'stallAfterPosts',

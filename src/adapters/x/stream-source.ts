@@ -10,7 +10,8 @@
  *   reconnect, reason `stall`.
  * - In-stream `operational-disconnect` messages are logged with their `disconnect_type`; X closes
  *   the connection after them and the source reconnects (reason `operational-disconnect`).
- * - A line cut by a dropped connection is emitted as `malformed` (never dropped silently).
+ * - A line cut by a dropped connection, and an in-stream error message that is not an
+ *   `operational-disconnect`, are emitted as `malformed` with the reason (never dropped silently).
  * - Backfill (Enterprise): `backfillMinutes` in the options is the cap (X_BACKFILL_MINUTES, 0 = off);
  *   each reconnect asks for the minutes since the last byte received, rounded up, at most the cap.
  *   `run({ backfillMinutes })` asks for that much on the first connect of the run (e.g. after a
@@ -411,10 +412,22 @@ export class XStreamSource {
             return;
           }
           if (n.kind === 'error') {
+            // Not a post, but a message X sent: it goes downstream (dead-letter table), never dropped.
             log.warn({ errors: n.errors }, 'X stream error message');
-            return;
+            const what = n.errors.map((e) => e.title ?? e.detail ?? 'error').join('; ');
+            m = {
+              kind: 'malformed',
+              message: {
+                kind: 'malformed',
+                reason: `X stream error message: ${what}`,
+                raw: line,
+                received_at: at,
+              },
+            };
+          } else {
+            m =
+              n.kind === 'post' ? { kind: 'post', post: n.post } : { kind: 'malformed', message: n.message };
           }
-          m = n.kind === 'post' ? { kind: 'post', post: n.post } : { kind: 'malformed', message: n.message };
         }
         if (m.kind === 'post') s.posts++;
         else s.malformed++;

@@ -230,6 +230,23 @@ describe('XStreamSource against the stand-in', () => {
     expect(h.source.stats().reconnects).toBe(0);
   });
 
+  it('an in-stream error message (not a disconnect) is emitted as malformed with its title; no reconnect', async () => {
+    const h = await harness();
+    await postsAtLeast(h, 10);
+    h.standin.setFaults({ errorMessageAfterPosts: 3 });
+    await eventually(
+      async () => h.malformed.length,
+      (v) => v >= 1,
+      fast,
+    );
+    await quiesce(h);
+    expectEmittedEqualsLedger(h);
+    expect(h.malformed).toHaveLength(1);
+    expect(h.malformed[0]!.reason).toBe('X stream error message: ConnectionException');
+    expect(JSON.parse(h.malformed[0]!.raw)).toMatchObject({ errors: [{ title: 'ConnectionException' }] });
+    expect(h.source.stats().reconnects).toBe(0);
+  });
+
   it('writes split at random byte positions (inside CRLF and UTF-8 characters): byte-identical posts', async () => {
     const h = await harness({ standin: { faults: { splitWrites: true } } });
     await postsAtLeast(h, 150);
