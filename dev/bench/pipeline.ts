@@ -6,7 +6,7 @@
  * `posts` + `posts_dead_letter`, latency histogram).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import type { BigQuery } from '@google-cloud/bigquery';
@@ -113,6 +113,8 @@ export interface PipelineOptions {
   env?: Record<string, string>;
   /** Extra environment of both workers only (e.g. proxy addresses, LOAD_INTERVAL_MS). */
   workerEnv?: Record<string, string>;
+  /** Append each worker's output (stdout and stderr) to `<dir>/<kind>-worker.log`; default: discard. */
+  workerLogDir?: string;
   log?: (line: string) => void;
 }
 
@@ -171,15 +173,22 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const startWorker = (kind: WorkerKind): ChildProcess => {
     installExitReaper();
     const script = join(ROOT, `src/workers/${kind}-worker.ts`);
+    let logFd: number | undefined;
+    if (opts.workerLogDir) {
+      mkdirSync(opts.workerLogDir, { recursive: true });
+      logFd = openSync(join(opts.workerLogDir, `${kind}-worker.log`), 'a');
+    }
     const child = spawn(process.execPath, ['--import', 'tsx', script], {
       cwd: ROOT,
       env: workerEnvBase,
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', logFd ?? 'ignore', 'pipe'],
     });
     let tail = '';
     child.stderr?.on('data', (b: Buffer) => {
       tail = (tail + b.toString()).slice(-2000);
+      if (logFd !== undefined) writeSync(logFd, b);
     });
+    if (logFd !== undefined) child.once('exit', () => closeSync(logFd));
     child.once('exit', (code, signal) => {
       if (workers[kind] === child) {
         workers[kind] = undefined;

@@ -34,17 +34,19 @@ async function main(): Promise<number> {
   const started = new Date();
   const up = await stackUp({ recycleBigQuery: true, log: say });
   Object.assign(process.env, up.env);
+  const dir = join(ROOT, 'artifacts/chaos');
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
   try {
     const verdict = await runChaos({
+      workerLogDir: join(dir, `${stamp}-logs`),
       plan,
       rate: Number(values.rate),
       outageS: Number(values.outage),
       recycleBigQuery: true,
       log: say,
     });
-    const dir = join(ROOT, 'artifacts/chaos');
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+    const file = join(dir, `${stamp}.json`);
     writeFileSync(
       file,
       JSON.stringify(

@@ -50,6 +50,8 @@ export interface ChaosOptions {
   recycleBigQuery?: boolean;
   /** Settings for the workers and the harness (e.g. private task queues on a shared server). */
   env?: Record<string, string>;
+  /** Keep the workers' logs here (see `PipelineOptions.workerLogDir`). */
+  workerLogDir?: string;
   log?: (line: string) => void;
 }
 
@@ -108,12 +110,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
     tag,
     standin: { rate: 0 },
     env: opts.env,
+    workerLogDir: opts.workerLogDir,
     workerEnv: {
       PUBSUB_EMULATOR_HOST: proxies.pubsub.address,
       BIGQUERY_EMULATOR_HOST: `http://${proxies.bigquery.address}`,
       LOAD_INTERVAL_MS: '5000',
       PROGRESS_REPORT_INTERVAL_MS: '2000',
       X_STALL_TIMEOUT_MS: '6000',
+      LOG_LEVEL: 'info',
       // A retried stream attempt asks X for the minutes since its last post (the stand-in keeps them).
       X_BACKFILL_MINUTES: '2',
       WORKER_SHUTDOWN_GRACE_MS: '5000',
