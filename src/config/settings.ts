@@ -434,7 +434,7 @@ export const settings = {
     env: 'LOAD_BATCH_SIZE',
     group: 'Load',
     form: 'a positive integer',
-    description: 'Messages per load batch (one load job + one MERGE per batch).',
+    description: 'Messages per load batch (one load job + one insert-if-absent statement per batch).',
     default: '10000',
     schema: parsers.positiveInt(),
   }),
