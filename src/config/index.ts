@@ -4,6 +4,7 @@
  * expects, and `exitOnConfigError` turns it into a one-line-per-problem exit.
  */
 import { readFileSync } from 'node:fs';
+import type { QualityChecksOverrides } from '../domain/quality';
 import { parseRules, type StreamRule } from '../domain/rules';
 import { settings, type SettingKey, type SettingValue } from './settings';
 
@@ -33,7 +34,12 @@ export function readSettings(env: Env): RawSettings {
     if (parsed.success) out[key] = parsed.data;
     else {
       const shown = def.secret ? '<redacted>' : JSON.stringify(raw);
-      problems.push(`${def.env}: expected ${def.form}, got ${shown}`);
+      // A setting that checks structure (DQ_CHECKS) says where; the generic forms say enough.
+      const details = parsed.error.issues
+        .filter((i) => i.code === 'custom' && !i.message.startsWith('expected'))
+        .map((i) => i.message);
+      const why = details.length > 0 ? ` (${details.join('; ')})` : '';
+      problems.push(`${def.env}: expected ${def.form}, got ${shown}${why}`);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -97,7 +103,8 @@ export interface AppConfig {
   x: XConfig;
   publish: PublishConfig;
   load: { intervalMs: number; batchSize: number; backlogThreshold: number };
-  dq: { intervalMs: number; webhookUrl?: string };
+  /** `checks`: overrides of the quality checks' defaults (`DQ_CHECKS`). */
+  dq: { intervalMs: number; webhookUrl?: string; checks: QualityChecksOverrides };
   ports: {
     healthHost: string;
     streamWorkerHealth: number;
@@ -225,7 +232,7 @@ export function loadConfig(
       batchSize: v.loadBatchSize!,
       backlogThreshold: v.loadBacklogThreshold!,
     },
-    dq: { intervalMs: v.dqIntervalMs!, webhookUrl: v.dqWebhookUrl },
+    dq: { intervalMs: v.dqIntervalMs!, webhookUrl: v.dqWebhookUrl, checks: v.dqChecks! },
     ports: {
       healthHost: v.healthHost!,
       streamWorkerHealth: v.streamWorkerHealthPort!,

@@ -5,6 +5,7 @@
  * setting cannot be added without documenting it.
  */
 import { z } from 'zod';
+import { qualityOverrideProblems, type QualityChecksOverrides } from '../domain/quality';
 
 /** A parser for one environment variable: `form` is what the error message says is expected. */
 export interface Setting<T> {
@@ -455,6 +456,29 @@ export const settings = {
     description: 'How often the data-quality workflow runs its checks.',
     default: '300000',
     schema: parsers.positiveInt(),
+  }),
+  dqChecks: s({
+    env: 'DQ_CHECKS',
+    group: 'Data quality',
+    form: 'a JSON object of per-check overrides, e.g. {"freshness":{"maxStalenessMinutes":60},"volume":{"severity":"warn"}}',
+    description:
+      "Overrides of the data-quality checks' windows, thresholds and severities (README, Data quality); unset checks keep their defaults.",
+    default: '{}',
+    schema: z.string().transform((raw, ctx): QualityChecksOverrides => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `not JSON: ${(err as Error).message}` });
+        return z.NEVER;
+      }
+      const problems = qualityOverrideProblems(parsed);
+      if (problems.length > 0) {
+        ctx.addIssue({ code: 'custom', message: problems.join('; ') });
+        return z.NEVER;
+      }
+      return parsed as QualityChecksOverrides;
+    }),
   }),
   dqWebhookUrl: s({
     env: 'DQ_WEBHOOK_URL',

@@ -227,6 +227,44 @@ export const DEFAULT_QUALITY_CHECKS: QualityChecksConfig = {
   },
 };
 
+/**
+ * Checks a parsed `DQ_CHECKS` value against the defaults: known check names, known settings, each of
+ * the default's type (severity `warn`/`fail`; arrays of strings). Returns the problems, one line each.
+ */
+export function qualityOverrideProblems(value: unknown): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return ['expected a JSON object keyed by check name, e.g. {"freshness":{"maxStalenessMinutes":60}}'];
+  }
+  const problems: string[] = [];
+  for (const [check, settings] of Object.entries(value)) {
+    if (!(CHECK_NAMES as readonly string[]).includes(check)) {
+      problems.push(`unknown check "${check}" (known: ${CHECK_NAMES.join(', ')})`);
+      continue;
+    }
+    const defaults = DEFAULT_QUALITY_CHECKS[check as CheckName] as unknown as Record<string, unknown>;
+    if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
+      problems.push(`${check}: expected an object of settings`);
+      continue;
+    }
+    for (const [key, v] of Object.entries(settings)) {
+      const d = defaults[key];
+      const where = `${check}.${key}`;
+      if (d === undefined)
+        problems.push(`${where}: unknown setting (known: ${Object.keys(defaults).join(', ')})`);
+      else if (key === 'severity' || key === 'evolvedColumnSeverity') {
+        if (v !== 'warn' && v !== 'fail') problems.push(`${where}: expected "warn" or "fail"`);
+      } else if (Array.isArray(d)) {
+        if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+          problems.push(`${where}: expected an array of strings`);
+      } else if (typeof d === 'number') {
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+          problems.push(`${where}: expected a non-negative number`);
+      } else if (typeof v !== typeof d) problems.push(`${where}: expected a ${typeof d}`);
+    }
+  }
+  return problems;
+}
+
 /** The defaults with `overrides` applied, check by check. */
 export function resolveQualityChecks(overrides: QualityChecksOverrides = {}): QualityChecksConfig {
   const out = {} as Record<CheckName, unknown>;

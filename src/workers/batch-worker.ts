@@ -47,6 +47,7 @@ export function buildBatchActivities(
     publishedCounts: (from, to) => counters.publishedCounts(from, to),
     streamConnected: () => counters.streamConnected(),
     alert: config.dq.webhookUrl ? createWebhookAlerter(config.dq.webhookUrl) : undefined,
+    checks: config.dq.checks,
   });
   return { activities: { ...load, ...quality }, close: async () => subscriber.close?.() };
 }

@@ -83,6 +83,30 @@ describe('loadConfig', () => {
     }
   });
 
+  test('DQ_CHECKS overrides the quality checks; a bad override names the check and the setting', () => {
+    expect(loadConfig({}).dq.checks).toEqual({});
+    const c = loadConfig({
+      DQ_CHECKS: '{"freshness":{"maxStalenessMinutes":60},"volume":{"severity":"warn"}}',
+    });
+    expect(c.dq.checks).toEqual({ freshness: { maxStalenessMinutes: 60 }, volume: { severity: 'warn' } });
+    const [notJson] = problemsOf({ DQ_CHECKS: '{freshness' });
+    expect(notJson).toMatch(/^DQ_CHECKS: expected a JSON object .*\(not JSON: /);
+    const problems = problemsOf({
+      DQ_CHECKS: JSON.stringify({
+        freshnes: {},
+        volume: { severity: 'loud', minRatio: 'half', windowMinute: 5 },
+        validity: { languages: 'en' },
+      }),
+    });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^DQ_CHECKS: /);
+    expect(problems[0]).toContain('unknown check "freshnes"');
+    expect(problems[0]).toContain('volume.severity: expected "warn" or "fail"');
+    expect(problems[0]).toContain('volume.minRatio: expected a non-negative number');
+    expect(problems[0]).toContain('volume.windowMinute: unknown setting');
+    expect(problems[0]).toContain('validity.languages: expected an array of strings');
+  });
+
   test('secret values are never echoed in errors', () => {
     const problems = problemsOf({ X_BEARER_TOKEN: '   ', TEMPORAL_API_KEY_FILE: '/nope' });
     expect(problems).toEqual(['TEMPORAL_API_KEY_FILE: cannot read /nope (ENOENT)']);
