@@ -92,6 +92,24 @@ export class RecentIds {
   }
 }
 
+/**
+ * Minutes of backfill a (retried) attempt asks X for, at most `cap`: since the last post the previous
+ * attempt heartbeated, or since its last heartbeat when it had none yet. The SDK throttles heartbeats
+ * (to ~0.8 × the heartbeat timeout), so a crash soon after a start leaves only the first heartbeat,
+ * sent before any post: the gap starts there. A retry with no heartbeat at all asks for the cap.
+ */
+export function resumeBackfillMinutes(
+  cap: number,
+  attempt: number,
+  previous: StreamHeartbeat | undefined,
+  now = Date.now(),
+): number {
+  if (cap <= 0) return 0;
+  const since = previous?.lastPostAtMs ?? (previous ? Date.parse(previous.progress.updatedAt ?? '') : NaN);
+  if (Number.isFinite(since)) return Math.min(cap, Math.max(1, Math.ceil((now - since) / MINUTE)));
+  return attempt > 1 ? cap : 0;
+}
+
 function ruleFailure(err: XRuleError): ApplicationFailure {
   return ApplicationFailure.nonRetryable(err.message, 'XRuleError', err.problems);
 }
@@ -168,10 +186,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       let sequence = 0;
 
       // After a crash or a gap, ask X for the minutes missed (Enterprise; capped at 5, 0 = off).
-      let backfillMinutes = 0;
-      if (input.backfillMinutes > 0 && lastPostAtMs !== undefined) {
-        backfillMinutes = Math.min(input.backfillMinutes, Math.ceil((Date.now() - lastPostAtMs) / MINUTE));
-      }
+      const backfillMinutes = resumeBackfillMinutes(input.backfillMinutes, info.attempt, previous);
 
       const publisher = new PostPublisher(deps.pubsub, {
         topic: config.gcp.topic,

@@ -22,6 +22,7 @@ import {
   stopSignal,
 } from '../../../src/workflows/messages';
 import type { supervisorWorkflow } from '../../../src/workflows/supervisor';
+import { buildBatchActivities } from '../../../src/workers/batch-worker';
 import { buildStreamActivities } from '../../../src/workers/stream-worker';
 import { startXStandin, type XStandin } from '../../../dev/x-api-standin/server';
 import { testConfig, uniqueName } from '../../support/config';
@@ -251,6 +252,57 @@ test('continue-as-new carries state and the stream keeps flowing', async () => {
     expect(final.state).toBe('stopped');
     expect(final.generation).toBeGreaterThanOrEqual(1);
   } finally {
+    await s.stop();
+  }
+});
+
+test('a child that fails is restarted with the same id; stop then ends it', async () => {
+  const s = await setup(10);
+  // A batch worker for the load child (the default dataset the global setup provisioned).
+  const batch = buildBatchActivities(s.config, logger, { client });
+  const batchWorker = await Worker.create({
+    connection: nativeConnection,
+    namespace: s.config.temporal.namespace,
+    taskQueue: s.config.temporal.batchTaskQueue,
+    workflowBundle: bundle,
+    activities: batch.activities,
+  });
+  const batchRunning = batchWorker.run();
+  try {
+    const handle = await client.workflow.start<typeof supervisorWorkflow>('supervisorWorkflow', {
+      workflowId: s.workflowId,
+      taskQueue: s.config.temporal.streamTaskQueue,
+      args: [{ streamName: s.name, children: { load: true, quality: false }, startPaused: true }],
+    });
+    const started = await eventually(
+      () => status(s.workflowId),
+      (st) => st.children.load.state === 'running',
+    );
+    const loadId = started.children.load.workflowId;
+    expect(loadId).toBe(`${s.workflowId}-load`);
+    const first = await client.workflow.getHandle(loadId).describe();
+
+    await client.workflow.getHandle(loadId).terminate('simulated child failure');
+    const restarted = await eventually(
+      () => status(s.workflowId),
+      (st) => st.children.load.restarts === 1 && st.children.load.state === 'running',
+    );
+    expect(restarted.children.load.lastError).toMatch(/terminated/i);
+    const second = await eventually(
+      () => client.workflow.getHandle(loadId).describe(),
+      (d) => d.runId !== first.runId && d.status.name === 'RUNNING',
+    );
+    expect(second.workflowId).toBe(loadId);
+
+    await handle.signal(stopSignal);
+    const final = await handle.result();
+    expect(final.state).toBe('stopped');
+    expect(final.children.load.state).toBe('stopped');
+    expect((await client.workflow.getHandle(loadId).describe()).status.name).toBe('COMPLETED');
+  } finally {
+    batchWorker.shutdown();
+    await batchRunning;
+    await batch.close();
     await s.stop();
   }
 });

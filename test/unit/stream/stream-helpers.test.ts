@@ -1,5 +1,9 @@
-/** The stream activity's helpers: the duplicate-suppression window and the minute of a timestamp. */
-import { RecentIds, minuteOf } from '../../../src/activities/stream';
+/**
+ * The stream activity's helpers: the duplicate-suppression window, the minute of a timestamp, and
+ * the backfill a retried attempt asks for.
+ */
+import { RecentIds, minuteOf, resumeBackfillMinutes } from '../../../src/activities/stream';
+import { emptyProgress } from '../../../src/domain/pipeline-status';
 
 describe('RecentIds', () => {
   test('reports an id as seen from its second occurrence on', () => {
@@ -47,5 +51,33 @@ describe('minuteOf', () => {
     expect(m).toBeGreaterThanOrEqual(before);
     expect(m).toBeLessThanOrEqual(after);
     expect(m % 60_000).toBe(0);
+  });
+});
+
+describe('resumeBackfillMinutes', () => {
+  const now = Date.parse('2026-12-01T12:00:00.000Z');
+  const heartbeat = (updatedAt: string, lastPostAtMs?: number) => ({
+    progress: { ...emptyProgress(), updatedAt },
+    ...(lastPostAtMs !== undefined ? { lastPostAtMs } : {}),
+  });
+
+  test('a first attempt asks for nothing; backfill off asks for nothing', () => {
+    expect(resumeBackfillMinutes(2, 1, undefined, now)).toBe(0);
+    expect(resumeBackfillMinutes(0, 3, heartbeat('2026-12-01T11:59:00.000Z', now - 90_000), now)).toBe(0);
+  });
+
+  test('from the last post heartbeated, rounded up to whole minutes, at most the cap', () => {
+    expect(resumeBackfillMinutes(5, 2, heartbeat('2026-12-01T11:59:59.000Z', now - 20_000), now)).toBe(1);
+    expect(resumeBackfillMinutes(5, 2, heartbeat('2026-12-01T11:59:59.000Z', now - 61_000), now)).toBe(2);
+    expect(resumeBackfillMinutes(2, 2, heartbeat('2026-12-01T11:59:59.000Z', now - 600_000), now)).toBe(2);
+  });
+
+  test('a crash before the first post was heartbeated: from the last heartbeat (the attempt start)', () => {
+    // The SDK throttles heartbeats: the server may only hold the first one, sent before any post.
+    expect(resumeBackfillMinutes(5, 2, heartbeat('2026-12-01T11:58:30.000Z'), now)).toBe(2);
+  });
+
+  test('a retry with no heartbeat at all asks for the cap', () => {
+    expect(resumeBackfillMinutes(3, 2, undefined, now)).toBe(3);
   });
 });
