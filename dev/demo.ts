@@ -2,6 +2,7 @@
  * `npm run demo`: the whole pipeline on this machine. Brings up the local stack (Temporal + Web UI,
  * Pub/Sub and BigQuery emulators), the X API stand-in (unless X credentials or X_API_BASE_URL are
  * set), the stream worker, the batch worker and the dashboard; starts the supervisor workflow; and
+ * (with X_BEARER_TOKEN and GCP_PROJECT_ID set and no emulator host) uses the real Pub/Sub and BigQuery;
  * prints live progress until Ctrl-C, which stops the workflow (drain), the processes and the parts of
  * the stack it started.
  */
@@ -46,10 +47,26 @@ let stopping = false;
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  say('== bringing up the local stack');
-  const up = await stackUp({ log: (l) => say(`   ${l}`), recycleBigQuery: true });
-  const env: NodeJS.ProcessEnv = { ...DEMO_DEFAULTS, ...process.env, ...up.env };
-  Object.assign(process.env, up.env);
+  // Real Pub/Sub and BigQuery when the user points at a project with X credentials and no emulator;
+  // otherwise (the default) the local emulators. Temporal is always the local dev server here.
+  const u = process.env;
+  const realGcp =
+    !!(u.X_BEARER_TOKEN || u.X_BEARER_TOKEN_FILE) &&
+    !!u.GCP_PROJECT_ID &&
+    !u.PUBSUB_EMULATOR_HOST &&
+    !u.BIGQUERY_EMULATOR_HOST;
+  const only = realGcp ? ['temporal'] : undefined;
+  say(
+    realGcp
+      ? `== real Pub/Sub and BigQuery in project ${u.GCP_PROJECT_ID}; local Temporal`
+      : '== bringing up the local stack',
+  );
+  const up = await stackUp({ log: (l) => say(`   ${l}`), recycleBigQuery: true, only });
+  const stackVars = realGcp
+    ? Object.fromEntries(Object.entries(up.env).filter(([k]) => k.startsWith('TEMPORAL_')))
+    : up.env;
+  const env: NodeJS.ProcessEnv = { ...DEMO_DEFAULTS, ...process.env, ...stackVars };
+  Object.assign(process.env, stackVars);
 
   let standin: XStandin | undefined;
   if (!env.X_BEARER_TOKEN && !env.X_BEARER_TOKEN_FILE && !env.X_API_BASE_URL) {
@@ -132,7 +149,7 @@ async function main(): Promise<void> {
   const timer = setInterval(() => void tick(), 5000);
   // Keep the emulators alive for a long demo (see recycleBigQueryIfBloated).
   const watchdog = setInterval(() => {
-    void stackUp({ recycleBigQuery: true, log: (l) => say(`   stack: ${l}`) }).catch((err: Error) =>
+    void stackUp({ recycleBigQuery: true, only, log: (l) => say(`   stack: ${l}`) }).catch((err: Error) =>
       say(`   stack: ${err.message}`),
     );
   }, 30_000);

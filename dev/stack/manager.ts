@@ -299,7 +299,13 @@ export async function restartBigQuery(
 }
 
 export async function stackUp(
-  opts: { env?: Env; log?: (line: string) => void; recycleBigQuery?: boolean } = {},
+  opts: {
+    env?: Env;
+    log?: (line: string) => void;
+    recycleBigQuery?: boolean;
+    /** Start (or check) only these components, e.g. `['temporal']` when Pub/Sub and BigQuery are real. */
+    only?: string[];
+  } = {},
 ): Promise<UpResult> {
   const log = opts.log ?? (() => undefined);
   const addresses = stackAddresses(opts.env);
@@ -307,7 +313,7 @@ export async function stackUp(
   if (opts.recycleBigQuery) await recycleBigQueryIfBloated(log);
   const started: string[] = [];
   const reused: string[] = [];
-  const all = components(addresses);
+  const all = components(addresses).filter((c) => !opts.only || opts.only.includes(c.name));
   // Check ports and launch everything first, then wait: the three start in parallel.
   const waits: Promise<void>[] = [];
   for (const c of all) {
