@@ -361,7 +361,36 @@ export async function stackUp(
     );
   }
   await Promise.all(waits);
+  // A server we did not start (another checkout's, a plain `temporal server start-dev`) lacks our
+  // search attributes, and every workflow task that upserts them would fail: register what is missing.
+  if (reused.includes('temporal')) {
+    const added = await ensureSearchAttributes(
+      `${addresses.temporalHost}:${addresses.temporalPort}`,
+      addresses.namespace,
+    );
+    if (added.length > 0)
+      log(`registered search attributes on the running Temporal server: ${added.join(', ')}`);
+  }
   return { addresses, env: stackEnv(addresses), started, reused, urls: all.flatMap((c) => c.urls) };
+}
+
+const INDEXED_VALUE_TYPE: Record<string, number> = { Keyword: 2, KeywordList: 7 };
+
+/** Adds the missing {@link SEARCH_ATTRIBUTES} to `namespace` through the operator service; returns their names. */
+export async function ensureSearchAttributes(address: string, namespace: string): Promise<string[]> {
+  const conn = await Connection.connect({ address, connectTimeout: 5000 });
+  try {
+    const { customAttributes } = await conn.operatorService.listSearchAttributes({ namespace });
+    const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !(name in (customAttributes ?? {})));
+    if (missing.length === 0) return [];
+    await conn.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, INDEXED_VALUE_TYPE[type]!])),
+    });
+    return missing.map(([name]) => name);
+  } finally {
+    await conn.close();
+  }
 }
 
 /** Stops only the processes this manager started (their whole process group). */

@@ -8,7 +8,9 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { OAuth2Client } from 'google-auth-library';
 import { createPubSub } from '../../../src/adapters/pubsub/client';
+import { SEARCH_ATTRIBUTES, ensureSearchAttributes } from '../../../dev/stack/manager';
 import { testConfig, uniqueName } from '../../support/config';
+import { eventually } from '../../support/eventually';
 
 const config = testConfig();
 
@@ -72,4 +74,25 @@ test('a row inserted into the BigQuery emulator is queried back', async () => {
   });
   expect(rows).toEqual([{ id: 'a', n: 7 }]);
   await dataset.delete({ force: true });
+});
+
+test('search attributes missing on a server we did not start are registered, once', async () => {
+  // A namespace without them stands for a server started without our --search-attribute flags.
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const namespace = uniqueName('ns');
+  await connection.workflowService.registerNamespace({
+    namespace,
+    // protobufjs takes a number where the generated type says Long.
+    workflowExecutionRetentionPeriod: { seconds: 86_400 as never },
+  });
+  const added = await eventually(
+    () => ensureSearchAttributes(config.temporal.address, namespace),
+    (names) => names.length > 0,
+    { timeoutMs: 30_000, intervalMs: 500 },
+  );
+  expect(added.sort()).toEqual(Object.keys(SEARCH_ATTRIBUTES).sort());
+  const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  for (const name of Object.keys(SEARCH_ATTRIBUTES)) expect(customAttributes).toHaveProperty(name);
+  expect(await ensureSearchAttributes(config.temporal.address, namespace)).toEqual([]);
+  await connection.close();
 });
