@@ -26,6 +26,7 @@ import {
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
+  type ActivityOptions,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { WorkerSettings, createStreamActivities } from '../activities/stream';
@@ -101,7 +102,7 @@ const ruleActivities = proxyActivities<ReturnType<typeof createStreamActivities>
   },
 });
 
-const { streamToPubSub } = proxyActivities<ReturnType<typeof createStreamActivities>>({
+const STREAM_ACTIVITY_OPTIONS: ActivityOptions = {
   // The stream runs until cancelled; the heartbeat timeout is what detects a dead worker.
   startToCloseTimeout: '3650 days',
   heartbeatTimeout: STREAM_HEARTBEAT_TIMEOUT,
@@ -112,7 +113,16 @@ const { streamToPubSub } = proxyActivities<ReturnType<typeof createStreamActivit
     maximumInterval: '1 minute',
     nonRetryableErrorTypes: ['XAuthError'],
   },
-});
+};
+
+/** The stream activity, with the Web UI summary naming the rules it reads. */
+function streamActivity(rules: StreamRule[]) {
+  const summary = `X filtered stream → Pub/Sub; rules: ${rules.map((r) => (r.tag ? `${r.value} [${r.tag}]` : r.value)).join('; ')}`;
+  return proxyActivities<ReturnType<typeof createStreamActivities>>({
+    ...STREAM_ACTIVITY_OPTIONS,
+    summary: summary.length > 200 ? `${summary.slice(0, 199)}…` : summary,
+  }).streamToPubSub;
+}
 
 /** Adds the counters of `b` to `a` (state fields come from `b`). */
 export function addProgress(a: StreamProgress, b: StreamProgress): StreamProgress {
@@ -324,6 +334,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
                 ],
                 parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
                 workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+                staticSummary: `Pub/Sub → BigQuery loader of ${input.streamName}`,
               })
             : await startChild('qualityWorkflow', {
                 workflowId: st.workflowId,
@@ -337,6 +348,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
                 ],
                 parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
                 workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+                staticSummary: `Data-quality checks of ${input.streamName}`,
               });
         childHandles[kind] = handle as ChildWorkflowHandle<never>;
         st.state = 'running';
@@ -392,7 +404,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       streamScope = new CancellationScope();
       try {
         await streamScope.run(() =>
-          streamToPubSub({ supervisorWorkflowId: info.workflowId, backfillMinutes }),
+          streamActivity(rules)({ supervisorWorkflowId: info.workflowId, backfillMinutes }),
         );
       } catch (err) {
         if (!isCancellation(err)) {

@@ -150,6 +150,15 @@ test('start, publish, pause, resume, setRules accepted and rejected, stop: every
     expect(running.rules).toEqual([{ value: 'tesla', tag: 'tesla' }]);
     expect(standin.rules().map((r) => r.value)).toEqual(['tesla']);
     expect(running.progress.connected).toBe(true);
+    // The Web UI shows the stream activity with a readable summary (user metadata on the event).
+    const history = await handle.fetchHistory();
+    const scheduled = history.events!.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'streamToPubSub',
+    );
+    const summary = scheduled?.userMetadata?.summary?.data;
+    expect(summary && JSON.parse(Buffer.from(summary).toString())).toBe(
+      'X filtered stream → Pub/Sub; rules: tesla [tesla]',
+    );
 
     await handle.signal(pauseSignal);
     const paused = await eventually(
@@ -288,6 +297,13 @@ test('a child that fails is restarted with the same id; stop then ends it', asyn
       (st) => st.children.load.restarts === 1 && st.children.load.state === 'running',
     );
     expect(restarted.children.load.lastError).toMatch(/terminated/i);
+    const childStart = (await handle.fetchHistory()).events!.find(
+      (e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'loadWorkflow',
+    );
+    const childSummary = childStart?.userMetadata?.summary?.data;
+    expect(childSummary && JSON.parse(Buffer.from(childSummary).toString())).toBe(
+      `Pub/Sub → BigQuery loader of ${s.name}`,
+    );
     const second = await eventually(
       () => client.workflow.getHandle(loadId).describe(),
       (d) => d.runId !== first.runId && d.status.name === 'RUNNING',
