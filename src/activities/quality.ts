@@ -47,7 +47,8 @@ export interface QualityActivitiesDeps {
    */
   publishedCounts: (fromIso: string, toIso: string) => Promise<MinuteCount[] | undefined>;
   /** Whether the stream reports connected; undefined = unknown (zero-volume rule skipped). */
-  streamConnected?: () => Promise<boolean | undefined>;
+  /** Connected now, and continuously since `since`? (see `StreamCounters.streamConnected`) */
+  streamConnected?: (since?: string) => Promise<boolean | undefined>;
   /** Sends a JSON alert (DQ_WEBHOOK_URL); absent when no webhook is configured. */
   alert?: AlertSender;
   /** The `posts` columns in code (schema drift). @default POSTS_TABLE.columns */
@@ -99,7 +100,9 @@ export function createQualityActivities(deps: QualityActivitiesDeps) {
         const c = cfg.volume;
         const w = volumeWindows(asOf, c);
         const counts = await store.volume(w.from, w.to, c.windowMinutes * 60, w.count);
-        const connected = c.zeroWhileConnected ? await deps.streamConnected?.() : undefined;
+        // "Zero while connected" needs the stream up for the whole window, not just now (a fresh start).
+        const windowStart = closedWindow(asOf, c.windowMinutes, c.settleMinutes).start;
+        const connected = c.zeroWhileConnected ? await deps.streamConnected?.(windowStart) : undefined;
         return evaluateVolume(counts, asOf, c, connected);
       }
       case 'uniqueness': {

@@ -225,6 +225,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       const heartbeat = () => {
         const s = source.stats();
         progress.connected = s.connected;
+        if (s.connected) progress.connectedSince ??= s.lastConnectedAt ?? new Date().toISOString();
         progress.reconnects = s.reconnects;
         progress.reconnectsByReason = { ...s.reconnectsByReason };
         progress.lastError = s.lastError;
@@ -327,6 +328,8 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         const { unacked } = await publisher.close();
         if (unacked > 0) logger.error({ unacked }, 'stream stopped with unacknowledged publishes');
         heartbeat();
+        progress.connected = false;
+        progress.connectedSince = undefined;
         await report();
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
         deps.shutdownSignal?.removeEventListener('abort', onCancel);

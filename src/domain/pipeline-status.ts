@@ -10,6 +10,11 @@ export type QualityStatus = 'ok' | 'warn' | 'fail';
 /** Cumulative progress of the stream activity (summed across activity attempts and runs). */
 export interface StreamProgress {
   connected: boolean;
+  /**
+   * ISO time since which the current stream activity attempt has held the stream (its first
+   * connect; reconnects within the attempt do not move it). Unset while no attempt is streaming.
+   */
+  connectedSince?: string;
   postsReceived: number;
   /** Posts acknowledged by Pub/Sub (a post counts as handed over only then). */
   postsPublished: number;

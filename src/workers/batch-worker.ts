@@ -45,7 +45,7 @@ export function buildBatchActivities(
     logger: logger.child({ component: 'quality-activity' }),
     metrics: deps.metrics,
     publishedCounts: (from, to) => counters.publishedCounts(from, to),
-    streamConnected: () => counters.streamConnected(),
+    streamConnected: (since) => counters.streamConnected(since),
     alert: config.dq.webhookUrl ? createWebhookAlerter(config.dq.webhookUrl) : undefined,
     checks: config.dq.checks,
   });

@@ -130,6 +130,7 @@ export function addProgress(a: StreamProgress, b: StreamProgress): StreamProgres
   for (const [k, v] of Object.entries(b.reconnectsByReason)) reasons[k] = (reasons[k] ?? 0) + v;
   return {
     connected: b.connected,
+    connectedSince: b.connected ? b.connectedSince : undefined,
     postsReceived: a.postsReceived + b.postsReceived,
     postsPublished: a.postsPublished + b.postsPublished,
     malformedPublished: a.malformedPublished + b.malformedPublished,

@@ -6,10 +6,14 @@
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/observability/logger';
 import { provision } from '../../src/workers/setup';
-import { stackUp } from '../../dev/stack/manager';
+import { restartBigQuery, stackUp } from '../../dev/stack/manager';
 
 export default async function globalSetup(): Promise<void> {
-  const up = await stackUp();
+  // Every test file starts the emulator on an empty database anyway (ensure-stack.ts); start the
+  // run that way too, so a database a long demo left behind (near the emulator's heap limit) cannot
+  // fail the provisioning below.
+  const up = await stackUp({ freshBigQuery: true });
   Object.assign(process.env, up.env);
+  if (up.reused.includes('bigquery')) await restartBigQuery({ fresh: true });
   await provision(loadConfig(process.env), createLogger({ level: 'warn', format: 'json' }));
 }

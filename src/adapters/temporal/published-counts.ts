@@ -11,7 +11,11 @@ import { statusQuery } from '../../workflows/messages';
 
 export interface StreamCounters {
   publishedCounts(fromIso: string, toIso: string): Promise<MinuteCount[] | undefined>;
-  streamConnected(): Promise<boolean | undefined>;
+  /**
+   * Whether the stream is connected now and has been since `since` (ISO) at least; undefined when
+   * the supervisor cannot say.
+   */
+  streamConnected(since?: string): Promise<boolean | undefined>;
 }
 
 export interface SupervisorCountersOptions {
@@ -53,9 +57,13 @@ export function createStreamCounters(
         return t >= from && t < to;
       });
     },
-    async streamConnected() {
+    async streamConnected(since?: string) {
       const s = await status();
-      return s ? s.progress.connected : undefined;
+      if (!s) return undefined;
+      if (!s.progress.connected) return false;
+      if (since === undefined) return true;
+      const from = s.progress.connectedSince;
+      return from === undefined ? undefined : Date.parse(from) <= Date.parse(since);
     },
   };
 }
