@@ -378,6 +378,40 @@ describe('XStreamSource against the stand-in', () => {
     expect(s.linesDroppedAtClose).toBeGreaterThan(0);
   });
 
+  it('the stand-in is steerable over HTTP alone: rate, faults, stats and ledger on /_control', async () => {
+    const h = await harness({ standin: { rate: 0 } });
+    const control = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+      const res = await fetch(`${h.standin.url}/_control/${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    expect((await control('POST', 'rate', { rate: 'fast' })).status).toBe(400);
+    expect((await control('POST', 'rate', { rate: 300 })).body).toEqual({ rate: 300 });
+    await postsAtLeast(h, 20);
+    expect((await control('POST', 'faults', { malformedAfterPosts: 2 })).status).toBe(200);
+    await eventually(
+      async () => h.malformed.length,
+      (v) => v >= 1,
+      fast,
+    );
+    await control('POST', 'rate', { rate: 0 });
+    await eventually(
+      async () => (await control('GET', 'ledger')).body.count as number,
+      (n) => n > 0 && n === h.ids.length,
+      fast,
+    );
+    const ledger = (await control('GET', 'ledger')).body;
+    expect(ledger.posts).toEqual(h.ids);
+    expect(ledger).toMatchObject({ count: h.ids.length, unique: new Set(h.ids).size, malformedLines: 1 });
+    expect((await control('GET', 'stats')).body).toMatchObject({ activeConnection: true, connects: 1 });
+    expect((await control('POST', 'ledger/reset')).body).toEqual({ ok: true });
+    expect((await control('GET', 'ledger')).body.count).toBe(0);
+    expect((await control('GET', 'nope')).status).toBe(404);
+  });
+
   it('run() refuses a second concurrent run (X allows one connection)', async () => {
     const h = await harness();
     await postsAtLeast(h, 1);
