@@ -129,90 +129,86 @@ export function createBatchSubscriber({
   const fromDead = new Set<string>();
   const chunks = <T>(xs: T[], n: number) =>
     Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n));
-  /** Runs `op` once per subscription that owns some of `ackIds`. */
-  const perSource = async (ackIds: string[], op: (src: Source, ids: string[]) => Promise<void>) => {
+  /** Runs `op` on `ackIds` in request-sized parts, per subscription that owns them. */
+  const perSource = async (
+    ackIds: string[],
+    operation: string,
+    op: (src: Source, part: string[]) => Promise<unknown>,
+  ): Promise<void> => {
     const deadIds = dead && fromDead.size > 0 ? ackIds.filter((id) => fromDead.has(id)) : [];
     const mainIds = deadIds.length > 0 ? ackIds.filter((id) => !fromDead.has(id)) : ackIds;
-    if (mainIds.length > 0) await op(main, mainIds);
-    if (dead && deadIds.length > 0) await op(dead, deadIds);
+    const owned: [Source, string[]][] = [[main, mainIds]];
+    if (dead) owned.push([dead, deadIds]);
+    for (const [src, ids] of owned) {
+      for (const part of chunks(ids, MAX_ACK_IDS)) {
+        try {
+          await op(src, part);
+        } catch (err) {
+          throw classifyPubSubError(err, src.name, operation);
+        }
+      }
+    }
   };
   const forget = (ackIds: string[]) => {
     if (fromDead.size > 0) for (const id of ackIds) fromDead.delete(id);
   };
 
-  /** Pulls from one subscription into `out` until it is empty or `out` is full. */
-  async function pullFrom(
-    src: Source,
-    out: PulledMessage[],
-    seen: Set<string>,
-    maxMessages: number,
-    firstWaitMs: number,
-    drainWaitMs: number,
-    ackDeadlineSeconds: number,
-  ): Promise<void> {
-    let first = true;
-    while (out.length < maxMessages) {
-      const want = Math.min(MAX_PULL, maxMessages - out.length);
-      let received;
-      try {
-        [{ receivedMessages: received }] = await sub.pull(
-          { subscription: src.path, maxMessages: want },
-          { timeout: first ? firstWaitMs : drainWaitMs, retry: null as never },
-        );
-      } catch (err) {
-        if ((err as { code?: number })?.code === GRPC.DEADLINE_EXCEEDED) break;
-        // Messages pulled so far are not lost: their lease expires and Pub/Sub redelivers them.
-        throw classifyPubSubError(err, src.name, 'pull');
-      }
-      first = false;
-      const batch = (received ?? []).flatMap((r): PulledMessage[] => {
-        const m = r.message;
-        if (!r.ackId || !m?.messageId) return [];
-        return [
-          {
-            ackId: r.ackId,
-            messageId: m.messageId,
-            publishTime: toIso(m.publishTime as never),
-            data: Buffer.from(m.data ?? new Uint8Array()),
-            attributes: { ...(m.attributes ?? {}) },
-            deliveryAttempt: r.deliveryAttempt ?? null,
-          },
-        ];
-      });
-      if (batch.length === 0) break;
-      if (src === dead) for (const m of batch) fromDead.add(m.ackId);
-      if (ackDeadlineSeconds)
-        await self.modifyAckDeadline(
-          batch.map((m) => m.ackId),
-          ackDeadlineSeconds,
-        );
-      for (const m of batch) {
-        if (!seen.has(m.ackId)) out.push(m);
-        seen.add(m.ackId);
-      }
-    }
-  }
-
   const self: BatchSubscriber = {
     async pull({ maxMessages, waitMs = 5000, drainWaitMs = 1000, ackDeadlineSeconds = 60 }) {
       const out: PulledMessage[] = [];
       const seen = new Set<string>();
+      /** Pulls from one subscription into `out` until it is empty or `out` is full. */
+      const pullFrom = async (src: Source, firstWaitMs: number): Promise<void> => {
+        let first = true;
+        while (out.length < maxMessages) {
+          const want = Math.min(MAX_PULL, maxMessages - out.length);
+          let received;
+          try {
+            [{ receivedMessages: received }] = await sub.pull(
+              { subscription: src.path, maxMessages: want },
+              { timeout: first ? firstWaitMs : drainWaitMs, retry: null as never },
+            );
+          } catch (err) {
+            if ((err as { code?: number })?.code === GRPC.DEADLINE_EXCEEDED) break;
+            // Messages pulled so far are not lost: their lease expires and Pub/Sub redelivers them.
+            throw classifyPubSubError(err, src.name, 'pull');
+          }
+          first = false;
+          const batch = (received ?? []).flatMap((r): PulledMessage[] => {
+            const m = r.message;
+            if (!r.ackId || !m?.messageId) return [];
+            return [
+              {
+                ackId: r.ackId,
+                messageId: m.messageId,
+                publishTime: toIso(m.publishTime as never),
+                data: Buffer.from(m.data ?? new Uint8Array()),
+                attributes: { ...(m.attributes ?? {}) },
+                deliveryAttempt: r.deliveryAttempt ?? null,
+              },
+            ];
+          });
+          if (batch.length === 0) break;
+          if (src === dead) for (const m of batch) fromDead.add(m.ackId);
+          if (ackDeadlineSeconds)
+            await self.modifyAckDeadline(
+              batch.map((m) => m.ackId),
+              ackDeadlineSeconds,
+            );
+          for (const m of batch) {
+            if (!seen.has(m.ackId)) out.push(m);
+            seen.add(m.ackId);
+          }
+        }
+      };
       // The dead-letter subscription is asked first and briefly (it is normally empty), so a
       // forwarded message never waits behind a steady stream on the main subscription.
-      if (dead) await pullFrom(dead, out, seen, maxMessages, drainWaitMs, drainWaitMs, ackDeadlineSeconds);
+      if (dead) await pullFrom(dead, drainWaitMs);
       const forwarded = out.length;
-      await pullFrom(
-        main,
-        out,
-        seen,
-        maxMessages,
-        forwarded > 0 ? drainWaitMs : waitMs,
-        drainWaitMs,
-        ackDeadlineSeconds,
-      );
-      if (forwarded > 0) {
+      await pullFrom(main, forwarded > 0 ? drainWaitMs : waitMs);
+      if (dead && forwarded > 0) {
         logger.warn(
-          { subscription: dead!.name, messages: forwarded },
+          { subscription: dead.name, messages: forwarded },
           'loading messages Pub/Sub forwarded to the dead-letter subscription',
         );
       }
@@ -221,32 +217,16 @@ export function createBatchSubscriber({
     },
 
     async modifyAckDeadline(ackIds, seconds) {
-      await perSource(ackIds, async (src, ids) => {
-        for (const part of chunks(ids, MAX_ACK_IDS)) {
-          try {
-            await sub.modifyAckDeadline({
-              subscription: src.path,
-              ackIds: part,
-              ackDeadlineSeconds: seconds,
-            });
-          } catch (err) {
-            throw classifyPubSubError(err, src.name, 'modifyAckDeadline');
-          }
-        }
-      });
+      await perSource(ackIds, 'modifyAckDeadline', (src, part) =>
+        sub.modifyAckDeadline({ subscription: src.path, ackIds: part, ackDeadlineSeconds: seconds }),
+      );
       if (seconds === 0) forget(ackIds); // handed back: a redelivery brings a new ack id
     },
 
     async acknowledge(ackIds) {
-      await perSource(ackIds, async (src, ids) => {
-        for (const part of chunks(ids, MAX_ACK_IDS)) {
-          try {
-            await sub.acknowledge({ subscription: src.path, ackIds: part });
-          } catch (err) {
-            throw classifyPubSubError(err, src.name, 'acknowledge');
-          }
-        }
-      });
+      await perSource(ackIds, 'acknowledge', (src, part) =>
+        sub.acknowledge({ subscription: src.path, ackIds: part }),
+      );
       forget(ackIds);
     },
 
