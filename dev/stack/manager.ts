@@ -381,7 +381,7 @@ export async function stackUp(
   await Promise.all(waits);
   // A server we did not start (another checkout's, a plain `temporal server start-dev`) lacks our
   // search attributes, and every workflow task that upserts them would fail: register what is missing.
-  if (reused.includes('temporal')) {
+  if (reused.includes('temporal') && !alive(recordedPid('temporal'))) {
     const added = await ensureSearchAttributes(
       `${addresses.temporalHost}:${addresses.temporalPort}`,
       addresses.namespace,
