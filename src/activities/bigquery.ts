@@ -279,7 +279,7 @@ export function createLoadActivities(deps: LoadActivityDeps) {
 
       // 4. Write posts, then dead letters (including rows BigQuery rejected), then the audit row.
       heartbeat({ runId, phase: 'merge posts' });
-      const merged = await sink.mergePosts(runId, rows, columns);
+      const merged = await sink.mergePosts(runId, rows, columns, id.workflowId);
       const byMessage = new Map(messages.map((m) => [m.messageId, m]));
       for (const r of merged.rejected) {
         const msg = byMessage.get(String(r.row.message_id));

@@ -159,8 +159,9 @@ export function createBigQueryQualityStore({ bq, gcp, logger }: BigQueryQualityS
     try {
       const opts: Query = { query: sql, params, location: gcp.location };
       if (types) opts.types = types;
-      const [job] = await bq.createQueryJob(opts);
-      const [rows] = await job.getQueryResults();
+      // `jobs.query`, not `jobs.insert` + results: the same on BigQuery, but the emulator would
+      // keep an anonymous results dataset and table per check run (see adapters/bigquery/writer.ts).
+      const [rows] = await bq.query(opts);
       return rows as T[];
     } catch (err) {
       throw classifyBigQueryError(err, { operation: 'data-quality query', table: `${gcp.dataset}.${table}` });

@@ -2,26 +2,37 @@
  * The exactly-once writer. Every write inserts only rows whose key is not in the target yet, so
  * rerunning any step after a crash (or a redelivered / repeated message) never adds a second row.
  *
- * `posts` (the volume): a per-batch staging table and an insert of the keys not yet present.
- *   1. NDJSON load job into `_stg_<table>_<runId>` (WRITE_TRUNCATE, deterministic job id);
- *   2. `INSERT INTO posts SELECT … FROM staging S WHERE S.id NOT IN (SELECT id FROM posts [partition range])`
- *      (see buildMergeSql for why not a MERGE);
- *   3. drop the staging table.
+ * `posts` (the volume): a staging table and an insert of the keys not yet present.
+ *   1. NDJSON load job into a staging slot (see {@link stagingSlotId}; WRITE_TRUNCATE, deterministic job id);
+ *   2. `INSERT INTO posts SELECT … FROM staging S WHERE S.load_run_id = '<run>' AND S.id NOT IN
+ *      (SELECT id FROM posts [partition range])` (see buildMergeSql for why not a MERGE);
+ *   3. when fewer rows went in than were staged, a check that every staged id is now in `posts`
+ *      (the rest were there already); otherwise another attempt overwrote the slot, and the batch
+ *      fails before its ack and is retried.
  * Load jobs are free; only the insert's key lookup scans bytes (the key column, and only the partitions the
- * batch's `created_at` dates touch).
+ * batch's `created_at` dates touch), and the check in step 3 runs only for batches with duplicates.
+ *
+ * Why staging slots reused with WRITE_TRUNCATE, not a table per batch: the goccy emulator rebuilds its
+ * whole SQL catalog (ZetaSQL compiled to wasm, whose heap never shrinks) on every table deletion,
+ * about 17 MiB a time, and each creation adds about 1.3 MiB (measured with
+ * `tsx dev/bench/emulator-growth.ts`); a table per batch crashed it within an hour of a demo and left a
+ * database it could not reopen. A WRITE_TRUNCATE load into an existing table is a row delete there,
+ * no DDL. On BigQuery both cost the same (load jobs are free; a table holds at most one batch), and
+ * slots rotate every half hour so that no table gets near BigQuery's 1,500 load jobs per table per
+ * day: at most 48 slots per load workflow, each used for one half hour a day.
  *
  * `posts_dead_letter` and `load_runs` (a few rows per batch): one idempotent DML statement per chunk,
  *   `INSERT INTO t (...) SELECT ... FROM UNNEST([STRUCT(...), ...]) AS S
  *    WHERE NOT EXISTS (SELECT 1 FROM t T WHERE T.key = S.key AND DATE(T.<partition>) >= DATE '...')`
- * with the values as typed query parameters. No staging table: two DDL statements per batch instead
- * of six (the goccy emulator's SQL engine grows with every DDL and eventually crashes).
+ * with the values as typed query parameters. No staging table.
  *
  * Both BigQuery and the goccy emulator execute all of this. Emulator constraints that shaped it: the
- * MERGE source must be a plain table; partition filters are DATE literals (timestamp parameters in
- * MERGE conditions match nothing there); numeric parameters are typed strings; a NULL inside an
- * array of structs must be a typed `CAST(NULL AS T)` literal, not a parameter.
+ * insert's source must be a plain table; partition filters are DATE literals (timestamp parameters in
+ * conditions match nothing there); numeric parameters are typed strings; a NULL inside an
+ * array of structs must be a typed `CAST(NULL AS T)` literal, not a parameter; no DML statistics.
  */
 import type { BigQuery, Job, Table } from '@google-cloud/bigquery';
+import { ApplicationFailure } from '@temporalio/common';
 import {
   DEAD_LETTER_TABLE,
   LOAD_RUNS_TABLE,
@@ -64,8 +75,11 @@ export interface LoadSink {
   postsColumns(): Promise<ActualColumn[]>;
   /** Adds NULLABLE columns to `posts`; returns the names added. Breaking differences throw. */
   addPostsColumns(columns: Column[]): Promise<string[]>;
-  /** Rows must be unique by id. */
-  mergePosts(runId: string, rows: Row[], columns: Column[]): Promise<MergeResult>;
+  /**
+   * Rows must be unique by id. `stagingOwner` (the load workflow id) names the staging slots.
+   * @default stagingOwner 'load'
+   */
+  mergePosts(runId: string, rows: Row[], columns: Column[], stagingOwner?: string): Promise<MergeResult>;
   /** Rows must be unique by message_id. Returns rows inserted. */
   mergeDeadLetters(runId: string, rows: DeadLetterRow[]): Promise<number>;
   recordLoadRun(row: LoadRunRow): Promise<void>;
@@ -75,6 +89,8 @@ export interface BigQueryLoadSinkDeps {
   bq: BigQuery;
   gcp: BigQueryTarget;
   logger: Logger;
+  /** Picks the staging slot. @default () => new Date() */
+  clock?: () => Date;
 }
 
 const STREAM_INSERT_CHUNK = 500;
@@ -84,6 +100,43 @@ const isDuplicateJob = (err: unknown) => {
   return e?.code === 409 || /already (exists|created)/i.test(e?.message ?? '');
 };
 const ISO_DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
+/** Minutes a staging slot is used before the next one (48 a day; see the module comment). */
+export const STAGING_SLOT_MINUTES = 30;
+
+/**
+ * The staging table of a batch: one per (load workflow, half hour of the UTC day), so a workflow's
+ * batches reuse a small fixed set of tables. `owner` (the load workflow id) keeps two pipelines that
+ * share a dataset apart; an attempt that overwrites a slot another attempt is still using is caught
+ * by the post-insert check, not trusted.
+ */
+export function stagingSlotId(tableId: string, owner: string, at: Date): string {
+  const minutes = at.getUTCHours() * 60 + at.getUTCMinutes();
+  const slot = Math.floor(minutes / STAGING_SLOT_MINUTES);
+  return `_stg_${tableId}_${safeId(owner).slice(0, 200)}_${String(slot).padStart(2, '0')}`;
+}
+
+/** Rows a DML job inserted, from its statistics; undefined when there are none (the emulator). */
+function dmlInserted(meta: unknown): number | undefined {
+  const stats = (meta as { statistics?: { query?: unknown } } | undefined)?.statistics?.query as
+    { dmlStats?: { insertedRowCount?: string }; numDmlAffectedRows?: string } | undefined;
+  const n = stats?.dmlStats?.insertedRowCount ?? stats?.numDmlAffectedRows;
+  return n === undefined ? undefined : Number(n);
+}
+
+/**
+ * Runs `attempt(jobId)` with a deterministic job id, then `_2`, `_3`… when that id was already used
+ * (by a run that crashed after creating the job): the retry is visible under a related id, never random.
+ */
+async function withJobIdRetry<T>(jobBase: string, attempt: (jobId: string) => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt(n === 1 ? jobBase : `${jobBase}_${n}`);
+    } catch (err) {
+      if (isDuplicateJob(err) && n < 5) continue;
+      throw err;
+    }
+  }
+}
 
 /** [min, max] UTC dates (YYYY-MM-DD) of a TIMESTAMP column over the rows, for partition pruning. */
 export function dateRange(rows: Row[], column: string): [string, string] | null {
@@ -114,6 +167,8 @@ export function buildMergeSql(
   spec: TableSpec,
   columns: string[],
   range: [string, string] | null,
+  /** Only staged rows of this run (a slot is shared over time; see {@link stagingSlotId}). */
+  runId?: string,
 ): string {
   const where = range
     ? ` WHERE DATE(T.${spec.partitionField}) BETWEEN DATE '${range[0]}' AND DATE '${range[1]}'`
@@ -129,7 +184,7 @@ export function buildMergeSql(
     `INSERT INTO ${target} (${cols.join(', ')})`,
     `SELECT ${cols.map((c) => `S.${c}`).join(', ')}`,
     `FROM ${staging} S`,
-    `WHERE ${absent}`,
+    `WHERE ${runId ? `S.load_run_id = '${runId.replace(/[^A-Za-z0-9_]/g, '')}' AND ` : ''}${absent}`,
   ].join('\n');
 }
 
@@ -258,7 +313,12 @@ export function rejectedFromPartialFailure(err: unknown): RejectedRow[] | null {
   });
 }
 
-export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps): LoadSink {
+export function createBigQueryLoadSink({
+  bq,
+  gcp,
+  logger,
+  clock = () => new Date(),
+}: BigQueryLoadSinkDeps): LoadSink {
   const ids = tableIds(gcp);
   const dataset = bq.dataset(gcp.dataset);
   let postsColumnsCache: ActualColumn[] | undefined;
@@ -293,19 +353,8 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
     await job.promise();
   }
 
-  /** A load job with a deterministic id; `_2`, `_3`… when that id was already used by a run that crashed. */
-  async function stage(staging: Table, columns: Column[], rows: Row[], jobBase: string): Promise<void> {
-    for (let n = 1; ; n++) {
-      const jobId = n === 1 ? jobBase : `${jobBase}_${n}`;
-      try {
-        await runLoadJob(staging, columns, rows, jobId);
-        return;
-      } catch (err) {
-        if (isDuplicateJob(err) && n < 5) continue;
-        throw err;
-      }
-    }
-  }
+  const stage = (staging: Table, columns: Column[], rows: Row[], jobBase: string) =>
+    withJobIdRetry(jobBase, (jobId) => runLoadJob(staging, columns, rows, jobId));
 
   /** Fallback when a load job rejects the file: stream the rows so each bad row is named. */
   async function stageByInsert(staging: Table, columns: Column[], rows: Row[], keyOf: (r: Row) => string) {
@@ -336,34 +385,37 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
           ]),
         )
       : undefined;
-    for (let n = 1; ; n++) {
-      const jobId = n === 1 ? jobBase : `${jobBase}_${n}`;
-      try {
-        const [job] = await bq.createQueryJob({
-          query: sql,
-          jobId,
-          location: gcp.location,
-          ...(bound ? { params, types: bound.types } : {}),
-        });
-        await job.getQueryResults();
-        return job;
-      } catch (err) {
-        if (isDuplicateJob(err) && n < 5) continue;
-        throw err;
-      }
-    }
+    return withJobIdRetry(jobBase, async (jobId) => {
+      const [job] = await bq.createQueryJob({
+        query: sql,
+        jobId,
+        location: gcp.location,
+        ...(bound ? { params, types: bound.types } : {}),
+      });
+      await job.getQueryResults();
+      return job;
+    });
   }
 
-  async function insertedCount(job: Job, countSql: string, jobBase: string): Promise<number> {
-    const [meta] = await job.getMetadata();
-    const stats = meta?.statistics?.query as
-      { dmlStats?: { insertedRowCount?: string }; numDmlAffectedRows?: string } | undefined;
-    const n = stats?.dmlStats?.insertedRowCount ?? stats?.numDmlAffectedRows;
-    if (n !== undefined) return Number(n);
-    // The emulator reports no DML statistics: count the rows stamped with this run instead.
-    const countJob = await runQuery(countSql, jobBase);
-    const [rows] = await countJob.getQueryResults();
+  /**
+   * A read-only count through `jobs.query` (`bq.query` without a job id), not `jobs.insert`: the
+   * same bytes and price on BigQuery, but the goccy emulator gives every inserted SELECT job an
+   * anonymous results dataset and table, DDL that its SQL catalog never gives back (see the module
+   * comment). A read needs no deterministic job id: rerunning it changes nothing.
+   */
+  async function countOf(sql: string, bound?: ParameterisedSql): Promise<number> {
+    const [rows] = await bq.query({
+      query: sql,
+      location: gcp.location,
+      ...(bound ? { params: bound.params, types: bound.types } : {}),
+    });
     return Number((rows[0] as { n?: number | string } | undefined)?.n ?? 0);
+  }
+
+  async function insertedCount(job: Job, countSql: string): Promise<number> {
+    const [meta] = await job.getMetadata();
+    // The emulator reports no DML statistics: count the rows stamped with this run instead.
+    return dmlInserted(meta) ?? countOf(countSql);
   }
 
   async function mergeViaStaging(
@@ -372,13 +424,14 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
     rows: Row[],
     columns: Column[],
     keyOf: (r: Row) => string,
-    prune: boolean,
+    stagingOwner: string,
   ): Promise<MergeResult> {
     const tableId = ids[spec.name];
     const where = `${gcp.dataset}.${tableId}`;
     const run = safeId(runId);
-    const stagingId = `_stg_${tableId}_${run}`.slice(0, 1000);
-    const staging = dataset.table(stagingId);
+    let stagingId = stagingSlotId(tableId, stagingOwner, clock());
+    let ownTable = false;
+    let staging = dataset.table(stagingId);
     let step = 'load staging';
     try {
       let rejected: RejectedRow[] = [];
@@ -393,13 +446,18 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
           'load job rejected the batch; staging row by row to name bad rows',
         );
         step = 'stream staging';
+        // Its own table, dropped afterwards: streamed rows sit in a streaming buffer that a slot's
+        // next WRITE_TRUNCATE load must not meet. Rare (a batch a load job refused).
+        stagingId = `_stg_${tableId}_${run}`.slice(0, 1000);
+        staging = dataset.table(stagingId);
+        ownTable = true;
         rejected = await stageByInsert(staging, columns, rows, keyOf);
       }
       const rejectedKeys = new Set(rejected.map((r) => keyOf(r.row)));
       const kept = rows.filter((r) => !rejectedKeys.has(keyOf(r)));
       if (kept.length === 0) return { inserted: 0, rejected };
       step = 'merge';
-      const range = prune ? dateRange(kept, spec.partitionField) : null;
+      const range = dateRange(kept, spec.partitionField);
       const target = fqn(gcp, tableId);
       const sql = buildMergeSql(
         target,
@@ -407,6 +465,7 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
         spec,
         columns.map((c) => c.name),
         range,
+        runId,
       );
       const job = await runQuery(sql, `${run}_${tableId}_merge`);
       step = 'count';
@@ -415,13 +474,32 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
         : '';
       const inserted = await insertedCount(
         job,
-        `SELECT COUNT(*) AS n FROM ${target} WHERE ${spec.name === 'load_runs' ? 'run_id' : 'load_run_id'} = '${runId.replace(/'/g, '')}'${rangeFilter}`,
-        `${run}_${tableId}_count`,
+        `SELECT COUNT(*) AS n FROM ${target} WHERE load_run_id = '${runId.replace(/'/g, '')}'${rangeFilter}`,
       );
-      step = 'drop staging';
-      await staging.delete().catch((err: { code?: number }) => {
-        if (err?.code !== 404) logger.warn({ table: stagingId, err }, 'could not drop staging table');
-      });
+      if (inserted < kept.length) {
+        // Fewer went in than were staged: the rest must be in the table already (an earlier
+        // attempt or batch wrote them). If not, another attempt overwrote this slot between our
+        // load and our insert: fail before the ack, and the retry stages the batch again.
+        step = 'check';
+        const present = await countOf(
+          `SELECT COUNT(DISTINCT ${spec.key[0]}) AS n FROM ${target} WHERE ${spec.key[0]} IN UNNEST(@keys)${rangeFilter}`,
+          { sql: '', params: { keys: kept.map(keyOf) }, types: { keys: ['STRING'] } },
+        );
+        if (present < kept.length) {
+          // Retryable: the next attempt stages the batch again (under its own run id).
+          throw ApplicationFailure.retryable(
+            `${kept.length - present} of ${kept.length} staged rows are not in ${where} after the insert: ` +
+              `staging table ${stagingId} was overwritten by another attempt`,
+            'BigQueryStagingOverwritten',
+          );
+        }
+      }
+      if (ownTable) {
+        step = 'drop staging';
+        await staging.delete().catch((err: { code?: number }) => {
+          if (err?.code !== 404) logger.warn({ table: stagingId, err }, 'could not drop staging table');
+        });
+      }
       return { inserted, rejected };
     } catch (err) {
       throw classifyBigQueryError(err, { operation: step, table: where });
@@ -454,22 +532,17 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
         const stmt = buildInsertIfAbsent(target, spec, spec.columns, chunk, since);
         const job = await runQuery(stmt.sql, `${run}_${tableId}_insert_${i}`, stmt);
         const [meta] = await job.getMetadata();
-        const stats = meta?.statistics?.query as
-          { dmlStats?: { insertedRowCount?: string }; numDmlAffectedRows?: string } | undefined;
-        const n = stats?.dmlStats?.insertedRowCount ?? stats?.numDmlAffectedRows;
+        const n = dmlInserted(meta);
         if (n === undefined) counted = false;
-        else inserted += Number(n);
+        else inserted += n;
       }
       if (counted || !runColumn) return inserted;
       step = 'count';
       const since = pruneSince(rows, sinceColumn);
-      const countJob = await runQuery(
+      return await countOf(
         `SELECT COUNT(*) AS n FROM ${target} WHERE ${runColumn} = '${runId.replace(/'/g, '')}'` +
           (since ? ` AND DATE(${spec.partitionField}) >= DATE '${since}'` : ''),
-        `${run}_${tableId}_count`,
       );
-      const [res] = await countJob.getQueryResults();
-      return Number((res[0] as { n?: number | string } | undefined)?.n ?? 0);
     } catch (err) {
       throw classifyBigQueryError(err, { operation: step, table: where });
     }
@@ -500,10 +573,10 @@ export function createBigQueryLoadSink({ bq, gcp, logger }: BigQueryLoadSinkDeps
       return added;
     },
 
-    mergePosts: (runId, rows, columns) =>
+    mergePosts: (runId, rows, columns, stagingOwner = 'load') =>
       rows.length === 0
         ? Promise.resolve({ inserted: 0, rejected: [] })
-        : mergeViaStaging(POSTS_TABLE, runId, rows, columns, (r) => String(r.id), true),
+        : mergeViaStaging(POSTS_TABLE, runId, rows, columns, (r) => String(r.id), stagingOwner),
 
     async mergeDeadLetters(runId, rows) {
       if (rows.length === 0) return 0;

@@ -4,6 +4,7 @@ import { classifyBigQueryError } from '../../../src/adapters/bigquery/errors';
 import {
   buildInsertIfAbsent,
   buildMergeSql,
+  stagingSlotId,
   chunkRows,
   dateRange,
   pruneSince,
@@ -201,4 +202,28 @@ describe('classifyBigQueryError', () => {
     const f = ApplicationFailure.nonRetryable('x', 'Other');
     expect(classifyBigQueryError(f, ctx)).toBe(f);
   });
+});
+
+describe('stagingSlotId', () => {
+  const at = (iso: string) => new Date(iso);
+  it('reuses one table per load workflow per half hour, 48 a day', () => {
+    const a = stagingSlotId('posts', 'x-ingest-tesla-load', at('2026-12-02T13:00:00Z'));
+    expect(a).toBe('_stg_posts_x_ingest_tesla_load_26');
+    expect(stagingSlotId('posts', 'x-ingest-tesla-load', at('2026-12-02T13:29:59Z'))).toBe(a);
+    expect(stagingSlotId('posts', 'x-ingest-tesla-load', at('2026-12-02T13:30:00Z'))).not.toBe(a);
+    // The same half hour of the next day: the same table, so the set stays fixed.
+    expect(stagingSlotId('posts', 'x-ingest-tesla-load', at('2026-12-03T13:10:00Z'))).toBe(a);
+    const day = new Set(
+      Array.from({ length: 24 * 60 }, (_, m) =>
+        stagingSlotId('posts', 'w', new Date(Date.UTC(2026, 11, 2, 0, m))),
+      ),
+    );
+    expect(day.size).toBe(48);
+    expect(stagingSlotId('posts', 'other-load', at('2026-12-02T13:00:00Z'))).not.toBe(a);
+  });
+});
+
+test('buildMergeSql takes only the staged rows of its own run when given one', () => {
+  const sql = buildMergeSql('t', 's', POSTS_TABLE, ['id'], null, "lr_abc'; DROP");
+  expect(sql).toContain("WHERE S.load_run_id = 'lr_abcDROP' AND S.id NOT IN");
 });
