@@ -49,6 +49,8 @@ export interface QualityActivitiesDeps {
   /** Whether the stream reports connected; undefined = unknown (zero-volume rule skipped). */
   /** Connected now, and continuously since `since`? (see `StreamCounters.streamConnected`) */
   streamConnected?: (since?: string) => Promise<boolean | undefined>;
+  /** When the pipeline (its supervisor) first started, ISO; undefined when unknown. */
+  pipelineStartedAt?: () => Promise<string | undefined>;
   /** Sends a JSON alert (DQ_WEBHOOK_URL); absent when no webhook is configured. */
   alert?: AlertSender;
   /** The `posts` columns in code (schema drift). @default POSTS_TABLE.columns */
@@ -94,6 +96,7 @@ export function createQualityActivities(deps: QualityActivitiesDeps) {
           await store.freshness(lookbackWindow(asOf, c.lookbackMinutes).start),
           asOf,
           c,
+          await deps.pipelineStartedAt?.(),
         );
       }
       case 'volume': {

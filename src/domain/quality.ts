@@ -413,10 +413,34 @@ export interface FreshnessObservation {
   maxCreatedAt: string | null;
 }
 
-export function evaluateFreshness(o: FreshnessObservation, asOf: string, cfg: FreshnessConfig): CheckResult {
+/**
+ * Freshness of the newest load. `pipelineStartedAt` (the supervisor's first start) lets a pipeline
+ * that started less than `maxStalenessMinutes` ago, and has loaded nothing of its own yet, report
+ * ok with "pending" details instead of failing on a window it has not had the time to fill.
+ */
+export function evaluateFreshness(
+  o: FreshnessObservation,
+  asOf: string,
+  cfg: FreshnessConfig,
+  pipelineStartedAt?: string,
+): CheckResult {
   const w = lookbackWindow(asOf, cfg.lookbackMinutes);
   const base = { check: 'freshness' as const, severity: cfg.severity, windowStart: w.start, windowEnd: asOf };
   const maxStaleMs = cfg.maxStalenessMinutes * MINUTE;
+  const startedMs = pipelineStartedAt ? Date.parse(pipelineStartedAt) : NaN;
+  const runningMs = Date.parse(asOf) - startedMs;
+  const nothingOfItsOwn = o.rows === 0 || o.maxIngestedAt === null || Date.parse(o.maxIngestedAt) < startedMs;
+  if (Number.isFinite(runningMs) && runningMs >= 0 && runningMs < maxStaleMs && nothingOfItsOwn) {
+    return {
+      ...base,
+      status: 'ok',
+      observed: null,
+      threshold: maxStaleMs / 1000,
+      details:
+        `pending: the pipeline started ${mins(runningMs)} ago and has loaded no posts yet ` +
+        `(stale after ${cfg.maxStalenessMinutes} min)`,
+    };
+  }
   if (o.rows === 0 || o.maxIngestedAt === null) {
     return {
       ...base,

@@ -46,6 +46,7 @@ export function buildBatchActivities(
     metrics: deps.metrics,
     publishedCounts: (from, to) => counters.publishedCounts(from, to),
     streamConnected: (since) => counters.streamConnected(since),
+    pipelineStartedAt: () => counters.pipelineStartedAt(),
     alert: config.dq.webhookUrl ? createWebhookAlerter(config.dq.webhookUrl) : undefined,
     checks: config.dq.checks,
   });

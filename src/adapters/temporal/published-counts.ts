@@ -16,6 +16,8 @@ export interface StreamCounters {
    * the supervisor cannot say.
    */
   streamConnected(since?: string): Promise<boolean | undefined>;
+  /** When the supervisor first started (carried across continue-as-new); undefined when unknown. */
+  pipelineStartedAt(): Promise<string | undefined>;
 }
 
 export interface SupervisorCountersOptions {
@@ -64,6 +66,9 @@ export function createStreamCounters(
       if (since === undefined) return true;
       const from = s.progress.connectedSince;
       return from === undefined ? undefined : Date.parse(from) <= Date.parse(since);
+    },
+    async pipelineStartedAt() {
+      return (await status())?.startedAt;
     },
   };
 }
