@@ -5,7 +5,17 @@
  * started (by recorded PID), `status` reports each component.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -207,6 +217,12 @@ function recordedPid(name: string): number | undefined {
   }
 }
 
+/** PID of the BigQuery emulator this manager started, if it is running. */
+export function bigQueryEmulatorPid(): number | undefined {
+  const pid = recordedPid('bigquery');
+  return alive(pid) ? pid : undefined;
+}
+
 function alive(pid: number | undefined): boolean {
   if (pid === undefined) return false;
   try {
@@ -294,8 +310,36 @@ export async function restartBigQuery(
 ): Promise<void> {
   if (!alive(recordedPid('bigquery'))) return;
   await stackDown({ only: ['bigquery'], env: opts.env });
-  if (opts.fresh) rmSync(join(LOCAL_DIR, 'bigquery.db'), { force: true });
+  if (opts.fresh) rmSync(bigQueryDb(), { force: true });
   await stackUp({ env: opts.env, log: opts.log });
+}
+
+const bigQueryDb = () => join(LOCAL_DIR, 'bigquery.db');
+
+function readLogSince(name: string, offset: number): string {
+  try {
+    return readFileSync(logFile(name)).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The emulator's log says it could not load its catalog from the database file (what a database
+ * grown past its SQL engine's 2 GiB heap does: `panic ... slice bounds out of range` in
+ * `findProjects`), as opposed to a sporadic start-up panic that a second try gets past.
+ */
+export function unreadableDatabase(log: string): boolean {
+  return /findProjects|FindAllProjects|failed to (load|open|initialize)|database disk image is malformed|file is not a database/i.test(
+    log,
+  );
+}
+
+/** Moves `.local/bigquery.db` aside with a timestamp (kept for inspection); returns the line to say. */
+function moveDatabaseAside(why: string): string {
+  const aside = join(LOCAL_DIR, `bigquery.db.unreadable-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  renameSync(bigQueryDb(), aside);
+  return `BigQuery emulator: ${why}; moved it to ${aside.replace(`${ROOT}/`, '')} and started on a fresh database`;
 }
 
 export async function stackUp(
@@ -315,8 +359,10 @@ export async function stackUp(
   if (opts.recycleBigQuery) await recycleBigQueryIfBloated(log);
   const started: string[] = [];
   const reused: string[] = [];
+  const logOffsets = new Map<string, number>();
   const all = components(addresses).filter((c) => !opts.only || opts.only.includes(c.name));
   const launch = (c: Component): number | undefined => {
+    logOffsets.set(c.name, existsSync(logFile(c.name)) ? statSync(logFile(c.name)).size : 0);
     const out = openSync(logFile(c.name), 'a');
     const child = spawn(c.command, c.args, { cwd: ROOT, detached: true, stdio: ['ignore', out, out] });
     closeSync(out);
@@ -327,58 +373,82 @@ export async function stackUp(
   };
   // Check ports and launch everything first, then wait: the three start in parallel.
   const waits: Promise<void>[] = [];
-  for (const c of all) {
-    if (!existsSync(c.command)) {
-      throw new StackError(`${c.name}: ${c.command} is missing; run: bash dev/tools/install-stack-tools.sh`);
-    }
-    const ours = alive(recordedPid(c.name));
-    if (await c.healthy()) {
-      reused.push(c.name);
-      continue;
-    }
-    if (!ours) {
-      // Something else holds a port: it may be another checkout's stack still starting; give it a
-      // moment to answer its health check before calling it a conflict.
-      if (await portInUse('127.0.0.1', c.ports[0]!.port)) {
-        const healthyLater = await waitFor(c.name, c.healthy, 20_000, () => false).then(
-          () => true,
-          () => false,
+  try {
+    for (const c of all) {
+      if (!existsSync(c.command)) {
+        throw new StackError(
+          `${c.name}: ${c.command} is missing; run: bash dev/tools/install-stack-tools.sh`,
         );
-        if (healthyLater) {
-          reused.push(c.name);
-          continue;
-        }
       }
-      for (const p of c.ports) {
-        if (await portInUse('127.0.0.1', p.port)) {
-          throw new StackError(
-            `${c.name}: port ${p.port} is already in use by another process; stop it or choose another port with ${p.setting}`,
+      const ours = alive(recordedPid(c.name));
+      if (await c.healthy()) {
+        reused.push(c.name);
+        continue;
+      }
+      if (!ours) {
+        // Something else holds a port: it may be another checkout's stack still starting; give it a
+        // moment to answer its health check before calling it a conflict.
+        if (await portInUse('127.0.0.1', c.ports[0]!.port)) {
+          const healthyLater = await waitFor(c.name, c.healthy, 20_000, () => false).then(
+            () => true,
+            () => false,
           );
+          if (healthyLater) {
+            reused.push(c.name);
+            continue;
+          }
         }
+        for (const p of c.ports) {
+          if (await portInUse('127.0.0.1', p.port)) {
+            throw new StackError(
+              `${c.name}: port ${p.port} is already in use by another process; stop it or choose another port with ${p.setting}`,
+            );
+          }
+        }
+        if (c.name === 'bigquery' && opts.freshBigQuery) rmSync(bigQueryDb(), { force: true });
+        launch(c);
+        started.push(c.name);
       }
-      if (c.name === 'bigquery' && opts.freshBigQuery)
-        rmSync(join(LOCAL_DIR, 'bigquery.db'), { force: true });
-      launch(c);
-      started.push(c.name);
+      const pid = recordedPid(c.name);
+      const ourStart = started.includes(c.name);
+      waits.push(
+        waitFor(c.name, c.healthy, 120_000, () => !alive(pid))
+          .catch(async (err: Error) => {
+            if (!ourStart || alive(pid)) throw err;
+            if (
+              c.name === 'bigquery' &&
+              existsSync(bigQueryDb()) &&
+              unreadableDatabase(readLogSince(c.name, logOffsets.get(c.name) ?? 0))
+            ) {
+              // It cannot open its database (seen: a panic in its catalog load after a long run).
+              log(moveDatabaseAside('its database could not be opened'));
+            } else {
+              // The BigQuery emulator now and then panics while it starts (a finalizer in its SQL
+              // engine); a process we started that died during start-up gets one more try.
+              log(`${c.name} exited during start-up; starting it once more`);
+            }
+            const again = launch(c);
+            try {
+              await waitFor(c.name, c.healthy, 120_000, () => !alive(again));
+            } catch (err2) {
+              if (c.name !== 'bigquery' || alive(again) || !existsSync(bigQueryDb())) throw err2;
+              log(moveDatabaseAside('it exited twice while opening its database'));
+              const fresh = launch(c);
+              await waitFor(c.name, c.healthy, 120_000, () => !alive(fresh));
+            }
+          })
+          .catch((err: Error) => {
+            throw new StackError(`${err.message}; see .local/${c.name}.log`);
+          }),
+      );
     }
-    const pid = recordedPid(c.name);
-    const ourStart = started.includes(c.name);
-    waits.push(
-      waitFor(c.name, c.healthy, 120_000, () => !alive(pid))
-        .catch(async (err: Error) => {
-          // The BigQuery emulator now and then panics while it starts (a finalizer in its SQL
-          // engine); a process we started that died during start-up gets one more try.
-          if (!ourStart || alive(pid)) throw err;
-          log(`${c.name} exited during start-up; starting it once more`);
-          const again = launch(c);
-          await waitFor(c.name, c.healthy, 120_000, () => !alive(again));
-        })
-        .catch((err: Error) => {
-          throw new StackError(`${err.message}; see .local/${c.name}.log`);
-        }),
-    );
+    await Promise.all(waits);
+  } catch (err) {
+    // Leave nothing half-started behind: stop what this call started, then report the cause.
+    await Promise.allSettled(waits);
+    await stackDown({ env: opts.env, only: started });
+    throw err;
   }
-  await Promise.all(waits);
   // A server we did not start (another checkout's, a plain `temporal server start-dev`) lacks our
   // search attributes, and every workflow task that upserts them would fail: register what is missing.
   if (reused.includes('temporal') && !alive(recordedPid('temporal'))) {
