@@ -5,18 +5,25 @@
  * (with X_BEARER_TOKEN and GCP_PROJECT_ID set and no emulator host) uses the real Pub/Sub and BigQuery;
  * prints live progress until Ctrl-C, which stops the workflow (drain), the processes and the parts of
  * the stack it started.
+ *
+ * It holds up the way a deployment does: a worker or the dashboard that exits unexpectedly is
+ * restarted with back-off (see `demo/worker-process.ts`), a BigQuery emulator that died is started
+ * again on its database (and counted), and a demo that fails for any reason stops everything it
+ * started and prints one line saying why.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import { loadConfig, type AppConfig } from '../src/config';
 import { loadWorkflowId, supervisorWorkflowId, type PipelineStatus } from '../src/domain/pipeline-status';
 import { createLogger } from '../src/observability/logger';
 import { provision } from '../src/workers/setup';
+import { connectClient } from '../src/workers/temporal-connection';
 import { statusQuery, stopSignal } from '../src/workflows/messages';
 import type { LoadStats } from '../src/workflows/load';
+import { formatRate, RateWindow } from './demo/progress';
+import { WorkerProcess } from './demo/worker-process';
 import { startXStandin, type XStandin } from './x-api-standin/server';
-import { ROOT, stackDown, stackUp } from './stack/manager';
+import { bigQueryEmulatorPid, ROOT, rssMiB, stackDown, stackUp, type UpResult } from './stack/manager';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -28,24 +35,50 @@ const DEMO_DEFAULTS: Record<string, string> = {
   LOG_LEVEL: 'warn',
 };
 
-function startProcess(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'inherit', 'inherit'],
-    // Its own process group: Ctrl-C reaches only the demo, which stops the workflow first (the
-    // workers must still be running to drain) and then the workers.
-    detached: true,
-  });
-  child.on('exit', (code, signal) => {
-    if (!stopping) say(`!! ${name} exited (${signal ?? code}); see its log lines above`);
-  });
-  return child;
+/** The first line of an error, with the first nested cause when the message alone says nothing. */
+export function oneLine(err: unknown): string {
+  const e = err as { message?: unknown; errors?: { message?: unknown }[] };
+  let msg = typeof e?.message === 'string' ? e.message : String(err);
+  const inner = Array.isArray(e?.errors) ? e.errors.find((x) => typeof x?.message === 'string') : undefined;
+  if (inner && /multiple errors/i.test(msg)) msg = `${msg}: ${String(inner.message)}`;
+  return msg.split('\n')[0]!.slice(0, 300);
 }
 
-let stopping = false;
+/** Everything this demo started, so that any way out stops all of it. */
+class Resources {
+  up?: UpResult;
+  standin?: XStandin;
+  client?: Client;
+  workers: WorkerProcess[] = [];
+  timers: NodeJS.Timeout[] = [];
 
-async function main(): Promise<void> {
+  async release(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all(this.workers.map((w) => w.stop()));
+    await this.standin?.close().catch(() => undefined);
+    await this.client?.connection.close().catch(() => undefined);
+    // Stop only what this demo started; a stack that was already running stays up.
+    if (this.up && this.up.started.length > 0) {
+      await stackDown({ only: this.up.started, log: (l) => say(`   ${l}`) });
+    }
+  }
+}
+
+/** Waits until the supervisor answers its `status` query (its first workflow task has run). */
+async function firstStatus(handle: WorkflowHandle, timeoutMs: number): Promise<PipelineStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await handle.query(statusQuery);
+    } catch (err) {
+      if (Date.now() > deadline)
+        throw new Error(`the supervisor did not answer its status query: ${oneLine(err)}`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+async function main(res: Resources): Promise<void> {
   const t0 = Date.now();
   // Real Pub/Sub and BigQuery when the user points at a project with X credentials and no emulator;
   // otherwise (the default) the local emulators. Temporal is always the local dev server here.
@@ -61,21 +94,26 @@ async function main(): Promise<void> {
       ? `== real Pub/Sub and BigQuery in project ${u.GCP_PROJECT_ID}; local Temporal`
       : '== bringing up the local stack',
   );
-  const up = await stackUp({ log: (l) => say(`   ${l}`), recycleBigQuery: true, only });
+  const up = await stackUp({ log: (l) => say(`   ${l}`), only });
+  res.up = up;
   const stackVars = realGcp
     ? Object.fromEntries(Object.entries(up.env).filter(([k]) => k.startsWith('TEMPORAL_')))
     : up.env;
   const env: NodeJS.ProcessEnv = { ...DEMO_DEFAULTS, ...process.env, ...stackVars };
   Object.assign(process.env, stackVars);
 
-  let standin: XStandin | undefined;
   if (!env.X_BEARER_TOKEN && !env.X_BEARER_TOKEN_FILE && !env.X_API_BASE_URL) {
     const port = Number(env.X_STANDIN_PORT ?? 8787);
-    standin = await startXStandin({ port, rate: Number(env.DEMO_RATE ?? 20), seed: 42, keepAliveMs: 5000 });
-    env.X_API_BASE_URL = standin.url;
+    res.standin = await startXStandin({
+      port,
+      rate: Number(env.DEMO_RATE ?? 20),
+      seed: 42,
+      keepAliveMs: 5000,
+    });
+    env.X_API_BASE_URL = res.standin.url;
     // The stand-in accepts any token; this is not a credential.
     env.X_BEARER_TOKEN = 'local-standin';
-    say(`== X API stand-in at ${standin.url} (no X credentials configured)`);
+    say(`== X API stand-in at ${res.standin.url} (no X credentials configured)`);
   } else if (env.X_API_BASE_URL) {
     say(`== using the X API at ${env.X_API_BASE_URL}`);
   }
@@ -83,20 +121,27 @@ async function main(): Promise<void> {
   const config: AppConfig = loadConfig(env);
   await provision(config, createLogger({ level: 'warn', format: 'json' }));
 
-  const children = [
-    startProcess('stream worker', join(ROOT, 'src/workers/stream-worker.ts'), env),
-    startProcess('batch worker', join(ROOT, 'src/workers/batch-worker.ts'), env),
-    startProcess('dashboard', join(ROOT, 'src/dashboard/main.ts'), env),
+  const processes: [string, string][] = [
+    ['stream worker', 'src/workers/stream-worker.ts'],
+    ['batch worker', 'src/workers/batch-worker.ts'],
+    ['dashboard', 'src/dashboard/main.ts'],
   ];
-  // They run in their own process groups: make sure none outlives the demo, however it ends.
-  process.once('exit', () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  });
+  for (const [name, script] of processes) {
+    const w = new WorkerProcess({
+      name,
+      command: process.execPath,
+      args: ['--import', 'tsx', join(ROOT, script)],
+      cwd: ROOT,
+      env,
+      say,
+    });
+    w.start();
+    res.workers.push(w);
+    say(`   ${name} started (pid ${w.pid})`);
+  }
 
-  const client = new Client({
-    connection: await Connection.connect({ address: config.temporal.address }),
-    namespace: config.temporal.namespace,
-  });
+  res.client = await connectClient(config.temporal);
+  const client = res.client;
   const workflowId = supervisorWorkflowId(config.x.streamName);
   const handle = await client.workflow.start('supervisorWorkflow', {
     workflowId,
@@ -105,6 +150,7 @@ async function main(): Promise<void> {
     // A supervisor that is already running (an earlier demo) is reused, not duplicated.
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
   });
+  await firstStatus(handle, 60_000);
 
   const ui = `${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${workflowId}`;
   say('');
@@ -116,8 +162,13 @@ async function main(): Promise<void> {
   say('   Ctrl-C stops everything cleanly.');
   say('');
 
-  let last: { at: number; received: number; published: number; loaded: number } | undefined;
+  const rates = new RateWindow(60_000);
+  const emulator = { peakMiB: 0, restarts: 0 };
+  const watchEmulator = !realGcp && up.started.includes('bigquery');
   const tick = async () => {
+    if (watchEmulator) {
+      emulator.peakMiB = Math.max(emulator.peakMiB, rssMiB(bigQueryEmulatorPid()) ?? 0);
+    }
     try {
       const st: PipelineStatus = await handle.query(statusQuery);
       let loaded = 0;
@@ -131,51 +182,57 @@ async function main(): Promise<void> {
       } catch {
         // the load child is starting
       }
-      const now = Date.now();
-      const rate = (a: number, b: number | undefined) =>
-        last && b !== undefined ? ((a - b) / ((now - last.at) / 1000)).toFixed(1) : '-';
+      const r = rates.add(Date.now(), {
+        received: st.progress.postsReceived,
+        published: st.progress.postsPublished,
+        loaded,
+      });
       say(
         `[${new Date().toISOString().slice(11, 19)}] ${st.state.padEnd(8)} ` +
-          `received ${st.progress.postsReceived} (${rate(st.progress.postsReceived, last?.received)}/s)  ` +
-          `published ${st.progress.postsPublished} (${rate(st.progress.postsPublished, last?.published)}/s)  ` +
-          `loaded ${loaded} (${rate(loaded, last?.loaded)}/s)  dead letters ${dead}  ` +
+          `received ${st.progress.postsReceived} (${formatRate(r.received)}/s)  ` +
+          `published ${st.progress.postsPublished} (${formatRate(r.published)}/s)  ` +
+          `loaded ${loaded} (${formatRate(r.loaded)}/s)  dead letters ${dead}  ` +
           `reconnects ${st.progress.reconnects}  quality ${st.lastDataQuality?.status ?? 'pending'}`,
       );
-      last = { at: now, received: st.progress.postsReceived, published: st.progress.postsPublished, loaded };
     } catch (err) {
-      say(`   (status unavailable: ${(err as Error).message})`);
+      say(`   (status unavailable: ${oneLine(err)})`);
     }
   };
-  const timer = setInterval(() => void tick(), 5000);
-  // Keep the emulators alive for a long demo (see recycleBigQueryIfBloated).
-  const watchdog = setInterval(() => {
-    void stackUp({ recycleBigQuery: true, only, log: (l) => say(`   stack: ${l}`) }).catch((err: Error) =>
-      say(`   stack: ${err.message}`),
-    );
-  }, 30_000);
+  res.timers.push(setInterval(() => void tick(), 5000));
+  // A component of the stack that died (the BigQuery emulator's SQL engine can panic) is started
+  // again on its own state, like a container restarted by its pod, and counted.
+  res.timers.push(
+    setInterval(() => {
+      void stackUp({ only, log: (l) => say(`   stack: ${l}`) })
+        .then((again) => {
+          if (again.started.includes('bigquery')) emulator.restarts++;
+        })
+        .catch((err: unknown) => say(`   stack: ${oneLine(err)}`));
+    }, 30_000),
+  );
 
+  let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
-    clearInterval(timer);
-    clearInterval(watchdog);
+    for (const t of res.timers) clearInterval(t);
+    res.timers = [];
     say('\n== stopping: draining the stream and the children');
     try {
       await handle.signal(stopSignal);
       await Promise.race([handle.result(), new Promise((r) => setTimeout(r, 60_000))]);
     } catch (err) {
-      say(`   stop: ${(err as Error).message}`);
+      say(`   stop: ${oneLine(err)}`);
     }
-    for (const c of children) c.kill('SIGTERM');
-    await Promise.all(
-      children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
-    );
-    await standin?.close();
-    await client.connection.close();
-    if (up.started.length > 0) {
-      // Stop only what this demo started; a stack that was already running stays up.
-      await stackDown({ only: up.started, log: (l) => say(`   ${l}`) });
+    const restarts = res.workers.map((w) => `${w.restarts}`).join('/');
+    if (watchEmulator) {
+      emulator.peakMiB = Math.max(emulator.peakMiB, rssMiB(bigQueryEmulatorPid()) ?? 0);
+      say(
+        `== BigQuery emulator: peak resident memory ${emulator.peakMiB.toFixed(0)} MiB, ` +
+          `restarts ${emulator.restarts}; worker restarts (stream/batch/dashboard) ${restarts}`,
+      );
     }
+    await res.release();
     say('== stopped');
     process.exit(0);
   };
@@ -183,7 +240,15 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown());
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  const res = new Resources();
+  // However the demo ends, none of its processes (each in its own group) outlives it.
+  process.once('exit', () => {
+    for (const w of res.workers) w.killNow();
+  });
+  main(res).catch(async (err: unknown) => {
+    process.stderr.write(`demo failed: ${oneLine(err)}\n`);
+    await res.release().catch(() => undefined);
+    process.exit(1);
+  });
+}
