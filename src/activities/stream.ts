@@ -11,11 +11,15 @@ import type { XRulesClient } from '../adapters/x/rules-client';
 import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
 import { PostPublisher } from '../adapters/pubsub/publisher';
 import { POST_SCHEMA_VERSION, type PostAttributes } from '../domain/post';
-import { emptyProgress, type MinuteCount, type StreamProgress } from '../domain/pipeline-status';
+import {
+  emptyProgress,
+  type MinuteCount,
+  type ProgressReport,
+  type StreamProgress,
+} from '../domain/pipeline-status';
 import type { ActiveRule, StreamRule } from '../domain/rules';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import type { ProgressReport } from '../workflows/messages';
 
 /** Non-secret settings the supervisor resolves from the worker's configuration once per start. */
 export interface WorkerSettings {

@@ -36,12 +36,14 @@ import type {
   MinuteCount,
   PipelineState,
   PipelineStatus,
+  ProgressReport,
   StreamProgress,
 } from '../domain/pipeline-status';
 import { emptyProgress, loadWorkflowId, qualityWorkflowId } from '../domain/pipeline-status';
 import { validateRules, type ActiveRule, type StreamRule } from '../domain/rules';
 import {
   dataQualityVerdictSignal,
+  loadStopSignal,
   pauseSignal,
   progressSignal,
   resumeSignal,
@@ -49,7 +51,6 @@ import {
   setRulesUpdate,
   statusQuery,
   stopSignal,
-  type ProgressReport,
 } from './messages';
 
 /** Input: settings only (never secrets). Everything is optional; the worker's configuration fills the rest. */
@@ -457,7 +458,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   setState('stopping');
   if (childHandles.load) {
     try {
-      await childHandles.load.signal('stop');
+      await childHandles.load.signal(loadStopSignal);
     } catch (err) {
       log.warn('could not signal the load child to stop', { error: errorMessage(err) });
       childScopes.load.cancel();
