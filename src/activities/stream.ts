@@ -10,6 +10,7 @@ import { XAuthError, XRuleError } from '../adapters/x/errors';
 import type { XRulesClient } from '../adapters/x/rules-client';
 import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
 import { PostPublisher } from '../adapters/pubsub/publisher';
+import { WORKER_SHUTDOWN_FAILURE_TYPE, XFailureType } from '../domain/failure-types';
 import { POST_SCHEMA_VERSION, type PostAttributes } from '../domain/post';
 import {
   emptyProgress,
@@ -115,7 +116,7 @@ export function resumeBackfillMinutes(
 }
 
 function ruleFailure(err: XRuleError): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(err.message, 'XRuleError', err.problems);
+  return ApplicationFailure.nonRetryable(err.message, XFailureType.rule, err.problems);
 }
 
 export function createStreamActivities(deps: StreamActivityDeps) {
@@ -125,7 +126,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
     if (!deps.rulesClient) {
       throw ApplicationFailure.nonRetryable(
         'no X bearer token configured on the stream worker: set X_BEARER_TOKEN or X_BEARER_TOKEN_FILE',
-        'XAuthError',
+        XFailureType.auth,
       );
     }
     return deps.rulesClient;
@@ -136,7 +137,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       return await fn();
     } catch (err) {
       if (err instanceof XRuleError) throw ruleFailure(err);
-      if (err instanceof XAuthError) throw ApplicationFailure.nonRetryable(err.message, 'XAuthError');
+      if (err instanceof XAuthError) throw ApplicationFailure.nonRetryable(err.message, XFailureType.auth);
       throw err;
     }
   }
@@ -339,11 +340,12 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         deps.shutdownSignal?.removeEventListener('abort', onCancel);
         metrics?.streamConnected.set(0);
       }
-      if (failure instanceof XAuthError) throw ApplicationFailure.nonRetryable(failure.message, 'XAuthError');
+      if (failure instanceof XAuthError)
+        throw ApplicationFailure.nonRetryable(failure.message, XFailureType.auth);
       if (failure) throw failure;
       if (deps.shutdownSignal?.aborted && !ctx.cancellationSignal.aborted) {
         // Retryable on purpose: another worker picks the stream up (after the heartbeat timeout at worst).
-        throw ApplicationFailure.retryable('stream worker is shutting down', 'WorkerShutdown');
+        throw ApplicationFailure.retryable('stream worker is shutting down', WORKER_SHUTDOWN_FAILURE_TYPE);
       }
       return {
         postsPublished: progress.postsPublished,

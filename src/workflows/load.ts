@@ -6,6 +6,7 @@
  */
 import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { LoadBatchResult, createLoadActivities } from '../activities/bigquery';
+import { BigQueryFailureType, PubSubFailureType } from '../domain/failure-types';
 import { loadStatsQuery, loadStopSignal, type LoadTotals } from './messages';
 
 export type { LoadStats, LoadTotals } from './messages';
@@ -50,13 +51,13 @@ const { loadBatch, ensureTables } = proxyActivities<ReturnType<typeof createLoad
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
     nonRetryableErrorTypes: [
-      'BigQueryPermissionDenied',
-      'BigQueryNotFound',
-      'BigQueryInvalidRequest',
-      'BigQueryBreakingSchemaChange',
-      'PubSubNotFound',
-      'PubSubPermissionDenied',
-      'PubSubInvalidRequest',
+      BigQueryFailureType.permissionDenied,
+      BigQueryFailureType.notFound,
+      BigQueryFailureType.invalid,
+      BigQueryFailureType.breakingSchemaChange,
+      PubSubFailureType.notFound,
+      PubSubFailureType.permissionDenied,
+      PubSubFailureType.invalid,
     ],
   },
 });

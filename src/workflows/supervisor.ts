@@ -30,6 +30,7 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { WorkerSettings, createStreamActivities } from '../activities/stream';
+import { XFailureType } from '../domain/failure-types';
 import type {
   ChildStatus,
   DataQualityVerdict,
@@ -99,7 +100,7 @@ const ruleActivities = proxyActivities<ReturnType<typeof createStreamActivities>
     initialInterval: '2 seconds',
     maximumInterval: '1 minute',
     maximumAttempts: 5,
-    nonRetryableErrorTypes: ['XRuleError', 'XAuthError'],
+    nonRetryableErrorTypes: [XFailureType.rule, XFailureType.auth],
   },
 });
 
@@ -112,7 +113,7 @@ const STREAM_ACTIVITY_OPTIONS: ActivityOptions = {
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
-    nonRetryableErrorTypes: ['XAuthError'],
+    nonRetryableErrorTypes: [XFailureType.auth],
   },
 };
 
@@ -288,7 +289,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
         applied = await ruleActivities.syncRules(normalised);
       } catch (err) {
         // Surface X's reason itself (not "activity task failed") to `temporal workflow update`.
-        throw ApplicationFailure.nonRetryable(errorMessage(err), 'XRuleError');
+        throw ApplicationFailure.nonRetryable(errorMessage(err), XFailureType.rule);
       }
       rules = applied.map(({ value, tag }) => (tag ? { value, tag } : { value }));
       publishState();

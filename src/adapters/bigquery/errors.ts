@@ -4,15 +4,7 @@
  * are and retried by the activity's retry policy (exponential back-off).
  */
 import { ApplicationFailure } from '@temporalio/common';
-
-export const BigQueryFailureType = {
-  permissionDenied: 'BigQueryPermissionDenied',
-  notFound: 'BigQueryNotFound',
-  invalid: 'BigQueryInvalidRequest',
-  breakingSchemaChange: 'BigQueryBreakingSchemaChange',
-} as const;
-
-export type BigQueryFailureType = (typeof BigQueryFailureType)[keyof typeof BigQueryFailureType];
+import { BigQueryFailureType } from '../../domain/failure-types';
 
 /** Every failure names the operation and the table it concerns. */
 export interface BigQueryErrorContext {

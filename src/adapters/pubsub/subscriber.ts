@@ -7,6 +7,7 @@ import { credentials } from '@grpc/grpc-js';
 import { v1 } from '@google-cloud/pubsub';
 import { ApplicationFailure } from '@temporalio/common';
 import type { GcpConfig } from '../../config';
+import { PubSubFailureType } from '../../domain/failure-types';
 import type { Logger } from '../../observability/logger';
 
 export interface PulledMessage {
@@ -42,12 +43,6 @@ export interface BatchSubscriber {
 /** Real Pub/Sub allows up to 1,000 messages per pull response, 2,500 ack ids per request. */
 const MAX_PULL = 1000;
 const MAX_ACK_IDS = 2500;
-
-export const PubSubFailureType = {
-  notFound: 'PubSubNotFound',
-  permissionDenied: 'PubSubPermissionDenied',
-  invalid: 'PubSubInvalidRequest',
-} as const;
 
 const GRPC = {
   DEADLINE_EXCEEDED: 4,
