@@ -42,6 +42,7 @@ import type {
 } from '../domain/pipeline-status';
 import { emptyProgress, loadWorkflowId, qualityWorkflowId } from '../domain/pipeline-status';
 import { validateRules, type ActiveRule, type StreamRule } from '../domain/rules';
+import { loadWorkflow } from './load';
 import {
   dataQualityVerdictSignal,
   loadStopSignal,
@@ -53,6 +54,7 @@ import {
   statusQuery,
   stopSignal,
 } from './messages';
+import { qualityWorkflow } from './quality';
 
 /** Input: settings only (never secrets). Everything is optional; the worker's configuration fills the rest. */
 export interface SupervisorInput {
@@ -325,7 +327,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       try {
         const handle =
           kind === 'load'
-            ? await startChild('loadWorkflow', {
+            ? await startChild(loadWorkflow, {
                 workflowId: st.workflowId,
                 taskQueue: settings.batchTaskQueue,
                 args: [
@@ -339,7 +341,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
                 workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
                 staticSummary: `Pub/Sub → BigQuery loader of ${input.streamName}`,
               })
-            : await startChild('qualityWorkflow', {
+            : await startChild(qualityWorkflow, {
                 workflowId: st.workflowId,
                 taskQueue: settings.batchTaskQueue,
                 args: [
