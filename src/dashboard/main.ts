@@ -6,10 +6,10 @@
 import { createBigQueryClient } from '../adapters/bigquery/client';
 import { ensureViews } from '../adapters/bigquery/views';
 import { lazyClient } from '../adapters/temporal/connection';
+import { createSupervisorStatus } from '../adapters/temporal/supervisor-status';
 import { loadConfigOrExit } from '../config';
 import { createLogger } from '../observability/logger';
 import { startDashboard } from './server';
-import { createSupervisorStatus } from './supervisor-status';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();

@@ -4,6 +4,7 @@
  * (no rows yet, a view not created yet), or an error; never a bare exception.
  */
 import { BigQuery } from '@google-cloud/bigquery';
+import { SupervisorUnavailableError } from '../adapters/temporal/supervisor-status';
 import type { AppConfig } from '../config';
 import { VIEWS, qualified, type ViewName } from '../domain/views';
 import {
@@ -496,10 +497,7 @@ export async function quality(ctx: PanelContext): Promise<Panel<Quality>> {
 // Supervisor status (Temporal) and links
 // -------------------------------------------------------------------------------------------------
 
-/** Thrown by a `status()` implementation when the supervisor cannot answer; `message` is shown as is. */
-export class SupervisorUnavailableError extends Error {
-  override readonly name = 'SupervisorUnavailableError';
-}
+export { SupervisorUnavailableError };
 
 export interface WorkflowLink {
   role: 'supervisor' | 'load' | 'quality';
