@@ -500,18 +500,6 @@ export function breakingChangeAdvice(table: string): string {
   );
 }
 
-/** `posts` columns for the known Post fields plus the given extra columns (first occurrence wins). */
-export function mergeColumns(base: Column[], extras: Column[]): Column[] {
-  const seen = new Set(base.map((c) => c.name.toLowerCase()));
-  const out = [...base];
-  for (const c of extras) {
-    if (seen.has(c.name.toLowerCase())) continue;
-    seen.add(c.name.toLowerCase());
-    out.push(c);
-  }
-  return out;
-}
-
 /**
  * Fits a value of a new Post field to the type of the column that already holds that field. STRING
  * columns take anything (as text); otherwise the value must already have the column's type.

@@ -619,7 +619,9 @@ export function createXStreamSource(
   logger: Logger,
   overrides: Partial<XStreamSourceOptions> = {},
 ): XStreamSource {
-  if (!x.bearerToken) throw new Error('X_BEARER_TOKEN (or X_BEARER_TOKEN_FILE) is not set');
+  if (!x.bearerToken) {
+    throw new Error('no X bearer token configured: set X_BEARER_TOKEN or X_BEARER_TOKEN_FILE');
+  }
   return new XStreamSource({
     baseUrl: x.baseUrl,
     bearerToken: x.bearerToken,
