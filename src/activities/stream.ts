@@ -6,7 +6,7 @@
 import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
 import type { PubSub } from '@google-cloud/pubsub';
 import type { AppConfig } from '../config';
-import { XAuthError, XRuleError } from '../adapters/x/errors';
+import { classifyXError } from '../adapters/x/errors';
 import type { XRulesClient } from '../adapters/x/rules-client';
 import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
 import { PostPublisher } from '../adapters/pubsub/publisher';
@@ -115,10 +115,6 @@ export function resumeBackfillMinutes(
   return attempt > 1 ? cap : 0;
 }
 
-function ruleFailure(err: XRuleError): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(err.message, XFailureType.rule, err.problems);
-}
-
 export function createStreamActivities(deps: StreamActivityDeps) {
   const { config, logger, metrics } = deps;
 
@@ -136,9 +132,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof XRuleError) throw ruleFailure(err);
-      if (err instanceof XAuthError) throw ApplicationFailure.nonRetryable(err.message, XFailureType.auth);
-      throw err;
+      throw classifyXError(err);
     }
   }
 
@@ -340,9 +334,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         deps.shutdownSignal?.removeEventListener('abort', onCancel);
         metrics?.streamConnected.set(0);
       }
-      if (failure instanceof XAuthError)
-        throw ApplicationFailure.nonRetryable(failure.message, XFailureType.auth);
-      if (failure) throw failure;
+      if (failure) throw classifyXError(failure);
       if (deps.shutdownSignal?.aborted && !ctx.cancellationSignal.aborted) {
         // Retryable on purpose: another worker picks the stream up (after the heartbeat timeout at worst).
         throw ApplicationFailure.retryable('stream worker is shutting down', WORKER_SHUTDOWN_FAILURE_TYPE);

@@ -52,7 +52,11 @@ const GRPC = {
   UNAUTHENTICATED: 16,
 };
 
-/** Permanent gRPC failures become non-retryable, naming the subscription; the rest are rethrown. */
+/**
+ * The Pub/Sub subscriber's error classifier (STYLE.md rule 4; where failures are created is decided
+ * in `adapters/x/errors.ts`): permanent gRPC failures become non-retryable, naming the
+ * subscription; the rest are rethrown.
+ */
 export function classifyPubSubError(err: unknown, subscription: string, operation: string): Error {
   const code = (err as { code?: number })?.code;
   const message = `${operation} on ${subscription}: ${(err as Error)?.message ?? String(err)}`;
