@@ -11,7 +11,7 @@ import type { XRulesClient } from '../adapters/x/rules-client';
 import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
 import { PostPublisher } from '../adapters/pubsub/publisher';
 import { WORKER_SHUTDOWN_FAILURE_TYPE, XFailureType } from '../domain/failure-types';
-import { POST_SCHEMA_VERSION, type PostAttributes } from '../domain/post';
+import type { PostAttributes } from '../domain/post';
 import {
   emptyProgress,
   type MinuteCount,
@@ -279,32 +279,10 @@ export function createStreamActivities(deps: StreamActivityDeps) {
             progress.duplicatesSuppressed += 1;
             return;
           }
-          const tags = post.matching_rules.map((r) => r.tag).filter((t): t is string => !!t);
-          await publisher.publish(
-            Buffer.from(JSON.stringify(post)),
-            {
-              post_id: post.id,
-              rule_tags: [...new Set(tags)].join(','),
-              schema_version: String(POST_SCHEMA_VERSION),
-              malformed: 'false',
-            },
-            post.received_at,
-          );
+          await publisher.publishPost(post);
         } else {
           metrics?.malformedMessages.inc();
-          const msg = m.message;
-          // A malformed line has no trustworthy post id; the attribute stays empty.
-          await publisher.publish(
-            Buffer.from(JSON.stringify(msg)),
-            {
-              post_id: '',
-              rule_tags: '',
-              schema_version: String(POST_SCHEMA_VERSION),
-              malformed: 'true',
-              error: msg.reason.slice(0, 1024),
-            },
-            msg.received_at,
-          );
+          await publisher.publishMalformed(m.message);
         }
       };
 
