@@ -9,9 +9,9 @@ import {
   encodeMalformed,
   encodePost,
   type PublisherOptions,
-} from '../../../src/adapters/pubsub/publisher';
-import { POST_SCHEMA_VERSION, type Post, type PostAttributes } from '../../../src/domain/post';
-import { createLogger } from '../../../src/observability/logger';
+} from '../../../../src/adapters/pubsub/publisher';
+import { POST_SCHEMA_VERSION, type Post, type PostAttributes } from '../../../../src/domain/post';
+import { createLogger } from '../../../../src/observability/logger';
 
 const logger = createLogger({ level: 'silent' });
 
