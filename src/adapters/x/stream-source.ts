@@ -26,9 +26,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
-import { normalizeStreamLine } from '../../domain/normalize';
 import type { XConfig } from '../../config';
 import type { MalformedMessage, Post } from '../../domain/post';
+import { classifyStreamLine } from '../../domain/stream-line';
 import type { Logger } from '../../observability/logger';
 import { XAuthError } from './errors';
 import { LineDecoder } from './stream-reader';
@@ -389,45 +389,31 @@ export class XStreamSource {
 
       /** Hands one line over; returns a promise when the consumer is asynchronous. */
       const dispatch = (line: string, at: string, truncated: boolean): PromiseLike<void> | void => {
+        const c = classifyStreamLine(line, at, { truncated });
         let m: StreamMessage;
-        if (truncated) {
-          m = {
-            kind: 'malformed',
-            message: {
-              kind: 'malformed',
-              reason: 'truncated: the connection ended in the middle of this line',
-              raw: line,
-              received_at: at,
-            },
-          };
-        } else {
-          const n = normalizeStreamLine(line, at);
-          if (n.kind === 'disconnect') {
-            s.lastDisconnectType = n.disconnectType;
+        switch (c.kind) {
+          case 'keep-alive':
+            return; // the decoder counts (and drops) them before they get here
+          case 'disconnect':
+            s.lastDisconnectType = c.disconnectType;
             log.warn(
-              { disconnect_type: n.disconnectType, detail: n.detail },
+              { disconnect_type: c.disconnectType, detail: c.detail },
               'X stream operational disconnect',
             );
-            pendingDisconnect = { type: n.disconnectType, detail: n.detail };
+            pendingDisconnect = { type: c.disconnectType, detail: c.detail };
             return;
-          }
-          if (n.kind === 'error') {
+          case 'error':
             // Not a post, but a message X sent: it goes downstream (dead-letter table), never dropped.
-            log.warn({ errors: n.errors }, 'X stream error message');
-            const what = n.errors.map((e) => e.title ?? e.detail ?? 'error').join('; ');
-            m = {
-              kind: 'malformed',
-              message: {
-                kind: 'malformed',
-                reason: `X stream error message: ${what}`,
-                raw: line,
-                received_at: at,
-              },
-            };
-          } else {
-            m =
-              n.kind === 'post' ? { kind: 'post', post: n.post } : { kind: 'malformed', message: n.message };
-          }
+            log.warn({ errors: c.errors }, 'X stream error message');
+            m = { kind: 'malformed', message: c.message };
+            break;
+          case 'post':
+            m = { kind: 'post', post: c.post };
+            break;
+          case 'truncated':
+          case 'malformed':
+            m = { kind: 'malformed', message: c.message };
+            break;
         }
         if (m.kind === 'post') s.posts++;
         else s.malformed++;
