@@ -5,7 +5,7 @@
  * Where an `ApplicationFailure` is created (STYLE.md rule 4, "classify failures where the external
  * call is made"): the adapters' error classifiers turn the errors of their external calls into
  * failures (`classifyXError` here, `classifyBigQueryError` in `adapters/bigquery/errors.ts`,
- * `classifyPubSubError` in `adapters/pubsub/subscriber.ts`), permanent ones non-retryable with a
+ * `classifyPubSubError` in `adapters/pubsub/errors.ts`), permanent ones non-retryable with a
  * type from `domain/failure-types.ts`, transient ones passed on as they are. Activities throw what
  * the classifiers return and create a failure themselves only for a condition of their own (no
  * bearer token configured, the worker shutting down); they never re-classify an adapter's error.
