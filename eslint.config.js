@@ -56,11 +56,38 @@ module.exports = tseslint.config(
           paths: workflowBannedPaths,
           patterns: [
             {
-              group: ['@google-cloud/*', '**/adapters/**', '**/observability/**', '**/config', '**/config/*'],
+              group: [
+                '@google-cloud/*',
+                '**/adapters/**',
+                '**/observability/**',
+                '**/config',
+                '**/config/*',
+                // Activity code runs outside the sandbox; workflows take its types for proxyActivities.
+                '**/activities',
+                '**/activities/*',
+              ],
               allowTypeImports: true,
               message: workflowBanMessage,
             },
+            {
+              group: ['**/workers', '**/workers/*', '**/dashboard', '**/dashboard/*'],
+              message: 'Workflows never import the worker processes or the dashboard, not even their types.',
+            },
           ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/domain/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [...builtinModules, ...builtinModules.map((m) => `node:${m}`)].map((name) => ({
+            name,
+            message: 'The domain is sandbox-safe (workflows import it): no Node built-ins.',
+          })),
         },
       ],
     },

@@ -19,9 +19,9 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import * as prettier from 'prettier';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { ensurePubSubResources } from '../src/adapters/pubsub/admin';
@@ -38,11 +38,13 @@ import {
 } from '../src/workflows/messages';
 import type { supervisorWorkflow } from '../src/workflows/supervisor';
 import { buildStreamActivities } from '../src/workers/stream-worker';
+import { formatHistory } from './history-paths';
 import { startXStandin, type XStandin } from './x-api-standin/server';
 import { stackAddresses, stackEnv } from './stack/manager';
 
 const execFileP = promisify(execFile);
-const OUT_DIR = resolve(__dirname, '../test/fixtures/histories');
+const REPO_ROOT = resolve(__dirname, '..');
+const OUT_DIR = join(REPO_ROOT, 'test/fixtures/histories');
 const logger = createLogger({ level: 'warn', format: 'json' });
 
 type Supervisor = WorkflowHandle<typeof supervisorWorkflow>;
@@ -264,9 +266,8 @@ async function writeHistories(ctx: Ctx, scenario: string): Promise<void> {
       { maxBuffer: 64 * 1024 * 1024 },
     );
     const history = JSON.parse(stdout) as { events: unknown[] };
-    // Formatted as the repository's `prettier --check` expects.
-    const options = (await prettier.resolveConfig(file)) ?? {};
-    writeFileSync(file, await prettier.format(JSON.stringify(history), { ...options, filepath: file }));
+    // No paths of this machine (stack traces name the checkout); formatted as `prettier --check` expects.
+    writeFileSync(file, await formatHistory(history, file, [REPO_ROOT, homedir()]));
     log(`  wrote ${file} (${history.events.length} events)`);
   }
 }

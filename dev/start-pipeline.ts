@@ -6,7 +6,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { loadConfigOrExit } from '../src/config';
 import { supervisorWorkflowId } from '../src/domain/pipeline-status';
-import { connectClient } from '../src/workers/temporal-connection';
+import { connectClient } from '../src/adapters/temporal/connection';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();

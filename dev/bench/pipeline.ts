@@ -16,7 +16,7 @@ import { loadWorkflowId, supervisorWorkflowId, type PipelineStatus } from '../..
 import { createLogger } from '../../src/observability/logger';
 import { provision } from '../../src/workers/setup';
 import type { LoadStats } from '../../src/workflows/load';
-import { statusQuery, stopSignal } from '../../src/workflows/messages';
+import { loadStatsQuery, statusQuery, stopSignal } from '../../src/workflows/messages';
 import { startXStandin, type StandinOptions, type XStandin } from '../x-api-standin/server';
 import { LOCAL_DIR, ROOT } from '../stack/manager';
 
@@ -255,7 +255,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     },
     async loadStats(streamName) {
       try {
-        return await client.workflow.getHandle(loadWorkflowId(streamName)).query<LoadStats>('loadStats');
+        return await client.workflow.getHandle(loadWorkflowId(streamName)).query(loadStatsQuery);
       } catch {
         return undefined;
       }

@@ -10,7 +10,7 @@ import type { LoadSink } from '../adapters/bigquery/writer';
 import { keepLease, type BatchSubscriber, type PulledMessage } from '../adapters/pubsub/subscriber';
 import {
   POSTS_TABLE,
-  coerceToColumn,
+  decideSchemaEvolution,
   toPostRow,
   validatePost,
   type Column,
@@ -211,39 +211,12 @@ export function createLoadActivities(deps: LoadActivityDeps) {
       let columnsAdded: string[] = [];
       const extraColumns = new Map<string, Column>();
       if (candidates.some((c) => c.extras.length > 0 || Object.keys(c.extraValues).length > 0)) {
-        const existing = new Map((await sink.postsColumns()).map((c) => [c.name.toLowerCase(), c]));
-        const known = new Set(POSTS_TABLE.columns.map((c) => c.name));
-        const fitting: Candidate[] = [];
-        for (const c of candidates) {
-          const values: Row = {};
-          let conflict: string | null = null;
-          for (const [name, value] of Object.entries(c.extraValues)) {
-            if (known.has(name)) continue;
-            const inferred = c.extras.find((x) => x.name === name);
-            const col = existing.get(name.toLowerCase()) ?? extraColumns.get(name) ?? inferred;
-            if (!col) {
-              values[name] = value; // null for a column nobody has typed yet: leave it out
-              continue;
-            }
-            const fit = coerceToColumn(value, col.type ?? 'STRING');
-            if (!fit.ok) {
-              conflict = `field ${name}: ${fit.reason} (column type ${col.type})`;
-              break;
-            }
-            values[col.name] = fit.value;
-            if (!existing.has(name.toLowerCase()) && !extraColumns.has(name) && inferred) {
-              extraColumns.set(name, inferred);
-            }
-          }
-          if (conflict) {
-            deadLetters.push(deadLetter(c.msg, 'schema_conflict', conflict, runId, now));
-          } else {
-            for (const k of Object.keys(values))
-              if (!existing.has(k.toLowerCase()) && !extraColumns.has(k)) delete values[k];
-            fitting.push({ ...c, extraValues: values });
-          }
+        const evolution = decideSchemaEvolution(candidates, await sink.postsColumns());
+        for (const { post: c, reason } of evolution.conflicts) {
+          deadLetters.push(deadLetter(c.msg, 'schema_conflict', reason, runId, now));
         }
-        candidates.splice(0, candidates.length, ...fitting);
+        candidates.splice(0, candidates.length, ...evolution.fitting);
+        for (const col of evolution.newColumns) extraColumns.set(col.name, col);
         if (extraColumns.size > 0) {
           columnsAdded = await sink.addPostsColumns([...POSTS_TABLE.columns, ...extraColumns.values()]);
           log.info({ columnsAdded }, 'posts schema evolved');

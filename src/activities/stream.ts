@@ -6,16 +6,21 @@
 import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
 import type { PubSub } from '@google-cloud/pubsub';
 import type { AppConfig } from '../config';
-import { XAuthError, XRuleError } from '../adapters/x/errors';
+import { classifyXError } from '../adapters/x/errors';
 import type { XRulesClient } from '../adapters/x/rules-client';
 import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
 import { PostPublisher } from '../adapters/pubsub/publisher';
-import { POST_SCHEMA_VERSION, type PostAttributes } from '../domain/post';
-import { emptyProgress, type MinuteCount, type StreamProgress } from '../domain/pipeline-status';
+import { WORKER_SHUTDOWN_FAILURE_TYPE, XFailureType } from '../domain/failure-types';
+import type { PostAttributes } from '../domain/post';
+import {
+  emptyProgress,
+  type MinuteCount,
+  type ProgressReport,
+  type StreamProgress,
+} from '../domain/pipeline-status';
 import type { ActiveRule, StreamRule } from '../domain/rules';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import type { ProgressReport } from '../workflows/messages';
 
 /** Non-secret settings the supervisor resolves from the worker's configuration once per start. */
 export interface WorkerSettings {
@@ -110,10 +115,6 @@ export function resumeBackfillMinutes(
   return attempt > 1 ? cap : 0;
 }
 
-function ruleFailure(err: XRuleError): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(err.message, 'XRuleError', err.problems);
-}
-
 export function createStreamActivities(deps: StreamActivityDeps) {
   const { config, logger, metrics } = deps;
 
@@ -121,7 +122,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
     if (!deps.rulesClient) {
       throw ApplicationFailure.nonRetryable(
         'no X bearer token configured on the stream worker: set X_BEARER_TOKEN or X_BEARER_TOKEN_FILE',
-        'XAuthError',
+        XFailureType.auth,
       );
     }
     return deps.rulesClient;
@@ -131,9 +132,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof XRuleError) throw ruleFailure(err);
-      if (err instanceof XAuthError) throw ApplicationFailure.nonRetryable(err.message, 'XAuthError');
-      throw err;
+      throw classifyXError(err);
     }
   }
 
@@ -280,32 +279,10 @@ export function createStreamActivities(deps: StreamActivityDeps) {
             progress.duplicatesSuppressed += 1;
             return;
           }
-          const tags = post.matching_rules.map((r) => r.tag).filter((t): t is string => !!t);
-          await publisher.publish(
-            Buffer.from(JSON.stringify(post)),
-            {
-              post_id: post.id,
-              rule_tags: [...new Set(tags)].join(','),
-              schema_version: String(POST_SCHEMA_VERSION),
-              malformed: 'false',
-            },
-            post.received_at,
-          );
+          await publisher.publishPost(post);
         } else {
           metrics?.malformedMessages.inc();
-          const msg = m.message;
-          // A malformed line has no trustworthy post id; the attribute stays empty.
-          await publisher.publish(
-            Buffer.from(JSON.stringify(msg)),
-            {
-              post_id: '',
-              rule_tags: '',
-              schema_version: String(POST_SCHEMA_VERSION),
-              malformed: 'true',
-              error: msg.reason.slice(0, 1024),
-            },
-            msg.received_at,
-          );
+          await publisher.publishMalformed(m.message);
         }
       };
 
@@ -335,11 +312,10 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         deps.shutdownSignal?.removeEventListener('abort', onCancel);
         metrics?.streamConnected.set(0);
       }
-      if (failure instanceof XAuthError) throw ApplicationFailure.nonRetryable(failure.message, 'XAuthError');
-      if (failure) throw failure;
+      if (failure) throw classifyXError(failure);
       if (deps.shutdownSignal?.aborted && !ctx.cancellationSignal.aborted) {
         // Retryable on purpose: another worker picks the stream up (after the heartbeat timeout at worst).
-        throw ApplicationFailure.retryable('stream worker is shutting down', 'WorkerShutdown');
+        throw ApplicationFailure.retryable('stream worker is shutting down', WORKER_SHUTDOWN_FAILURE_TYPE);
       }
       return {
         postsPublished: progress.postsPublished,

@@ -3,32 +3,13 @@
  * views exist (best effort: the tables may not exist yet), and serves the live dashboard until SIGINT
  * or SIGTERM.
  */
-import { readFileSync } from 'node:fs';
-import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { createBigQueryClient } from '../adapters/bigquery/client';
 import { ensureViews } from '../adapters/bigquery/views';
-import { loadConfigOrExit, type AppConfig } from '../config';
+import { lazyClient } from '../adapters/temporal/connection';
+import { createSupervisorStatus } from '../adapters/temporal/supervisor-status';
+import { loadConfigOrExit } from '../config';
 import { createLogger } from '../observability/logger';
 import { startDashboard } from './server';
-import { createSupervisorStatus } from './supervisor-status';
-
-function temporalConnectionOptions(t: AppConfig['temporal']): ConnectionOptions {
-  const tls = t.tls
-    ? {
-        clientCertPair:
-          t.tls.clientCertPath && t.tls.clientKeyPath
-            ? { crt: readFileSync(t.tls.clientCertPath), key: readFileSync(t.tls.clientKeyPath) }
-            : undefined,
-        serverRootCACertificate: t.tls.caPath ? readFileSync(t.tls.caPath) : undefined,
-      }
-    : undefined;
-  return {
-    address: t.address,
-    tls,
-    apiKey: t.apiKey,
-    metadata: t.apiKey ? { 'temporal-namespace': t.namespace } : undefined,
-  };
-}
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -40,8 +21,7 @@ async function main(): Promise<void> {
     logger.warn({ err }, 'could not create the views yet; panels explain what is missing');
   }
   // Connection.lazy: the dashboard starts (and says so) even while Temporal is down.
-  const connection = Connection.lazy(temporalConnectionOptions(config.temporal));
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = lazyClient(config.temporal);
   const status = createSupervisorStatus({
     client,
     streamName: config.x.streamName,
@@ -57,7 +37,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'dashboard stopping');
     dashboard
       .close()
-      .then(() => connection.close())
+      .then(() => client.connection.close())
       .then(
         () => process.exit(0),
         (err: unknown) => {

@@ -1,11 +1,17 @@
 /**
- * One loader per dashboard panel: a parameterised query over the views of `src/domain/views.ts`,
- * shaped into the JSON the page draws. Every panel answers either data, or an explanatory empty state
- * (no rows yet, a view not created yet), or an error; never a bare exception.
+ * One loader per dashboard panel: the rows of its query (`adapters/bigquery/dashboard-queries.ts`,
+ * over the views of `src/domain/views.ts`) shaped into the JSON the page draws. Every panel answers
+ * either data, or an explanatory empty state (no rows yet, a view not created yet), or an error;
+ * never a bare exception.
  */
-import { BigQuery } from '@google-cloud/bigquery';
+import {
+  ViewMissingError,
+  type DashboardQueries,
+  type SqlRow,
+  type TopList as TopListName,
+} from '../adapters/bigquery/dashboard-queries';
+import { SupervisorUnavailableError } from '../adapters/temporal/supervisor-status';
 import type { AppConfig } from '../config';
-import { VIEWS, qualified, type ViewName } from '../domain/views';
 import {
   loadWorkflowId,
   qualityWorkflowId,
@@ -25,25 +31,14 @@ export type Panel<T> =
   | { state: 'error'; message: string };
 
 export interface PanelContext {
-  bigquery: BigQuery;
+  /** The panels' queries (they read the views by name or inline, as the dashboard was started). */
+  queries: DashboardQueries;
   config: DashboardConfig;
   range: Range;
   /** Start of the window. */
   since: Date;
   now: Date;
-  /** How the views are read: by name, or with their SQL inlined as a subquery (see {@link ViewMode}). */
-  viewMode: ViewMode;
 }
-
-/**
- * `view`: `FROM project.dataset.v_x` (real BigQuery; the same views Looker Studio reads).
- * `inline`: `FROM (<the view's SQL>)`, the same SQL as a parameterised subquery. The emulator
- * (goccy/bigquery-emulator 0.8) creates and answers views, but every query over a view grows its
- * memory by megabytes until it crashes, so the dashboard inlines them there.
- */
-export type ViewMode = 'view' | 'inline';
-
-type SqlRow = Record<string, unknown>;
 
 const TOP_N = 10;
 
@@ -64,42 +59,6 @@ const num = (v: unknown): number => {
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
-const isNotFound = (err: unknown): boolean => {
-  const e = err as { code?: number; message?: string };
-  return e?.code === 404 || /not found/i.test(e?.message ?? '');
-};
-
-/** A view that does not exist yet (tables/views not provisioned, dq_results not written yet). */
-class ViewMissing extends Error {}
-
-const VIEW_BY_NAME = new Map(VIEWS.map((v) => [v.name, v]));
-
-async function query(ctx: PanelContext, view: ViewName, sql: string, params: Record<string, unknown> = {}) {
-  const source =
-    ctx.viewMode === 'view'
-      ? qualified(ctx.config.gcp, view)
-      : `(\n${VIEW_BY_NAME.get(view)!.sql(ctx.config.gcp)}\n) AS ${view}`;
-  const text = sql.replace(/\{view\}/g, () => source);
-  try {
-    const [rows] = await ctx.bigquery.query({ query: text, params, location: ctx.config.gcp.location });
-    return rows as SqlRow[];
-  } catch (err) {
-    if (isNotFound(err)) {
-      const what =
-        ctx.viewMode === 'view'
-          ? `The view ${ctx.config.gcp.dataset}.${view}`
-          : `A table that ${view} reads (${VIEW_BY_NAME.get(view)!
-              .reads.map((k) => `${ctx.config.gcp.dataset}.${ctx.config.gcp.tables[k]}`)
-              .join(', ')})`;
-      throw new ViewMissing(
-        `${what} does not exist yet. Run \`npm run setup\` (it creates the tables and views), ` +
-          'or wait for the first load.',
-      );
-    }
-    throw err;
-  }
-}
-
 /** Runs a loader, turning a missing view into an empty state and any other failure into an error. */
 export async function settle<T>(
   load: () => Promise<Panel<T>>,
@@ -108,7 +67,7 @@ export async function settle<T>(
   try {
     return await load();
   } catch (err) {
-    if (err instanceof ViewMissing) return { state: 'empty', message: err.message };
+    if (err instanceof ViewMissingError) return { state: 'empty', message: err.message };
     onError(err);
     return { state: 'error', message: `Query failed: ${(err as Error)?.message ?? String(err)}` };
   }
@@ -132,10 +91,9 @@ export interface PostsPerMinute {
 }
 
 export async function postsPerMinute(ctx: PanelContext): Promise<Panel<PostsPerMinute>> {
-  const sql = 'SELECT minute, posts FROM {view} WHERE minute >= @since ORDER BY minute';
   const [created, loaded] = await Promise.all([
-    query(ctx, 'v_posts_per_minute', sql, { since: ctx.since }),
-    query(ctx, 'v_loaded_per_minute', sql, { since: ctx.since }),
+    ctx.queries.createdPerMinute(ctx.since),
+    ctx.queries.loadedPerMinute(ctx.since),
   ]);
   const byMinute = new Map<string, { minute: string; created: number; loaded: number }>();
   const at = (m: unknown) => {
@@ -170,24 +128,18 @@ export interface TopList {
   items: { key: string; posts: number }[];
 }
 
-function topOf(view: ViewName, column: string, what: string) {
+function topOf(list: TopListName, what: string) {
   return async (ctx: PanelContext): Promise<Panel<TopList>> => {
-    const rows = await query(
-      ctx,
-      view,
-      `SELECT ${column} AS key, SUM(posts) AS posts FROM {view} WHERE minute >= @since
-       GROUP BY key ORDER BY posts DESC, key LIMIT @limit`,
-      { since: ctx.since, limit: BigQuery.int(TOP_N) },
-    );
+    const rows = await ctx.queries.top(list, ctx.since, TOP_N);
     const items = rows.map((r) => ({ key: String(r.key), posts: num(r.posts) }));
     return panel({ items }, items.length === 0, `No ${what} in posts of ${windowLabel(ctx.range)}.`);
   };
 }
 
-export const topHashtags = topOf('v_top_hashtags', 'hashtag', 'hashtags');
-export const topMentions = topOf('v_top_mentions', 'mention', 'mentions');
-export const topDomains = topOf('v_top_domains', 'domain', 'links');
-export const languages = topOf('v_languages', 'lang', 'posts');
+export const topHashtags = topOf('hashtags', 'hashtags');
+export const topMentions = topOf('mentions', 'mentions');
+export const topDomains = topOf('domains', 'links');
+export const languages = topOf('languages', 'posts');
 
 export interface TopPosts {
   items: {
@@ -206,15 +158,7 @@ export interface TopPosts {
 }
 
 export async function topPosts(ctx: PanelContext): Promise<Panel<TopPosts>> {
-  const rows = await query(
-    ctx,
-    'v_top_posts',
-    `SELECT id, url, author_username, text, lang, created_at, like_count, retweet_count, reply_count,
-            quote_count, engagement
-     FROM {view} WHERE created_at >= @since
-     ORDER BY engagement DESC, created_at DESC, id LIMIT @limit`,
-    { since: ctx.since, limit: BigQuery.int(TOP_N) },
-  );
+  const rows = await ctx.queries.topPosts(ctx.since, TOP_N);
   const items = rows.map((r) => ({
     id: String(r.id),
     url: String(r.url),
@@ -247,13 +191,7 @@ export interface IngestionLag {
 }
 
 export async function ingestionLag(ctx: PanelContext): Promise<Panel<IngestionLag>> {
-  const rows = await query(
-    ctx,
-    'v_ingestion_lag',
-    `SELECT minute, posts, lag_seconds_sum, lag_seconds_min, lag_seconds_max FROM {view}
-     WHERE minute >= @since ORDER BY minute`,
-    { since: ctx.since },
-  );
+  const rows = await ctx.queries.ingestionLag(ctx.since);
   const points = rows.map((r) => ({
     minute: iso(r.minute)!,
     posts: num(r.posts),
@@ -287,12 +225,7 @@ export interface DeadLetters {
 }
 
 export async function deadLetters(ctx: PanelContext): Promise<Panel<DeadLetters>> {
-  const rows = await query(
-    ctx,
-    'v_dead_letters_per_minute',
-    'SELECT minute, error_stage, dead_letters FROM {view} WHERE minute >= @since ORDER BY minute',
-    { since: ctx.since },
-  );
+  const rows = await ctx.queries.deadLetters(ctx.since);
   const stages = new Map<string, number>();
   const minutes = new Map<string, number>();
   for (const r of rows) {
@@ -349,22 +282,8 @@ export interface LoadRuns {
 
 export async function loadRuns(ctx: PanelContext): Promise<Panel<LoadRuns>> {
   const [recent, totals] = await Promise.all([
-    query(
-      ctx,
-      'v_load_runs_recent',
-      `SELECT run_id, attempt, started_at, finished_at, duration_ms, message_count, rows_loaded,
-              duplicates_skipped, dead_letters, outcome
-       FROM {view} ORDER BY started_at DESC, run_id DESC LIMIT @limit`,
-      { limit: BigQuery.int(TOP_N) },
-    ),
-    query(
-      ctx,
-      'v_load_runs_recent',
-      `SELECT COUNT(*) AS runs, SUM(message_count) AS messages, SUM(rows_loaded) AS rows_loaded,
-              SUM(duplicates_skipped) AS duplicates_skipped, SUM(dead_letters) AS dead_letters
-       FROM {view} WHERE started_at >= @since`,
-      { since: ctx.since },
-    ),
+    ctx.queries.recentLoadRuns(TOP_N),
+    ctx.queries.loadRunTotals(ctx.since),
   ]);
   const items: LoadRun[] = recent.map((r) => ({
     runId: String(r.run_id),
@@ -444,8 +363,6 @@ const dqRow = (r: SqlRow): DqResult => ({
 });
 
 const STATUS_RANK: Record<string, number> = { fail: 0, warn: 1, ok: 2 };
-const DQ_COLUMNS =
-  'run_id, `check`, status, severity, observed, threshold, details, window_start, window_end, checked_at';
 
 export async function quality(ctx: PanelContext): Promise<Panel<Quality>> {
   const dayAgo = new Date(ctx.now.getTime() - RANGES.day);
@@ -453,16 +370,11 @@ export async function quality(ctx: PanelContext): Promise<Panel<Quality>> {
   let historyRows: SqlRow[];
   try {
     [latestRows, historyRows] = await Promise.all([
-      query(ctx, 'v_dq_latest', `SELECT ${DQ_COLUMNS} FROM {view}`),
-      query(
-        ctx,
-        'v_dq_history',
-        `SELECT ${DQ_COLUMNS} FROM {view} WHERE checked_at >= @since ORDER BY checked_at, \`check\``,
-        { since: dayAgo },
-      ),
+      ctx.queries.latestQualityResults(),
+      ctx.queries.qualityHistory(dayAgo),
     ]);
   } catch (err) {
-    if (!(err instanceof ViewMissing)) throw err;
+    if (!(err instanceof ViewMissingError)) throw err;
     return {
       state: 'empty',
       data: { latest: [], history: [], overall: null },
@@ -496,10 +408,7 @@ export async function quality(ctx: PanelContext): Promise<Panel<Quality>> {
 // Supervisor status (Temporal) and links
 // -------------------------------------------------------------------------------------------------
 
-/** Thrown by a `status()` implementation when the supervisor cannot answer; `message` is shown as is. */
-export class SupervisorUnavailableError extends Error {
-  override readonly name = 'SupervisorUnavailableError';
-}
+export { SupervisorUnavailableError };
 
 export interface WorkflowLink {
   role: 'supervisor' | 'load' | 'quality';

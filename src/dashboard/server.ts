@@ -16,6 +16,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { BigQuery } from '@google-cloud/bigquery';
+import { createDashboardQueries, type ViewMode } from '../adapters/bigquery/dashboard-queries';
 import type { PipelineStatus } from '../domain/pipeline-status';
 import type { Logger } from '../observability/logger';
 import { createSingleFlightCache } from './cache';
@@ -37,7 +38,6 @@ import {
   type Panel,
   type PanelContext,
   type Range,
-  type ViewMode,
 } from './panels';
 
 export type { DashboardConfig } from './panels';
@@ -135,6 +135,7 @@ export async function startDashboard(deps: DashboardDeps): Promise<Dashboard> {
   const { bigquery, config, status, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const viewMode: ViewMode = deps.viewMode ?? (config.gcp.bigqueryEmulatorHost ? 'inline' : 'view');
+  const queries = createDashboardQueries({ bigquery, gcp: config.gcp, viewMode });
   const cache = createSingleFlightCache(deps.cacheTtlMs ?? 5000);
   const onQueryError = (panel: string) => (err: unknown) =>
     logger.warn({ err, panel, dataset: config.gcp.dataset }, 'dashboard panel query failed');
@@ -144,7 +145,7 @@ export async function startDashboard(deps: DashboardDeps): Promise<Dashboard> {
       if (name === 'pipeline') return pipelineHealth(config, status);
       const t = now();
       const since = new Date(t.getTime() - RANGES[range]);
-      const ctx: PanelContext = { bigquery, config, range, now: t, since, viewMode };
+      const ctx: PanelContext = { queries, config, range, now: t, since };
       const load: (c: PanelContext) => Promise<Panel<unknown>> = PANELS[name];
       return settle(() => load(ctx), onQueryError(name));
     });

@@ -500,18 +500,6 @@ export function breakingChangeAdvice(table: string): string {
   );
 }
 
-/** `posts` columns for the known Post fields plus the given extra columns (first occurrence wins). */
-export function mergeColumns(base: Column[], extras: Column[]): Column[] {
-  const seen = new Set(base.map((c) => c.name.toLowerCase()));
-  const out = [...base];
-  for (const c of extras) {
-    if (seen.has(c.name.toLowerCase())) continue;
-    seen.add(c.name.toLowerCase());
-    out.push(c);
-  }
-  return out;
-}
-
 /**
  * Fits a value of a new Post field to the type of the column that already holds that field. STRING
  * columns take anything (as text); otherwise the value must already have the column's type.
@@ -537,4 +525,71 @@ export function coerceToColumn(
     default:
       return bad;
   }
+}
+
+/** What the schema-evolution decision needs of a validated post: its new fields and their values. */
+export interface EvolvingPost {
+  /** Columns inferred for the fields this code does not know. */
+  extras: Column[];
+  /** The values of those fields (and of fields whose type nobody has inferred yet: null). */
+  extraValues: Row;
+}
+
+/** The outcome of {@link decideSchemaEvolution} for one batch. */
+export interface SchemaEvolution<P extends EvolvingPost> {
+  /** The posts that fit, in batch order, each with only the extra values that have a column to go to. */
+  fitting: P[];
+  /** The posts with a value that does not fit its column's type, in batch order, with why. */
+  conflicts: { post: P; reason: string }[];
+  /** Columns to add to `posts`, in the order they were first met; empty when nothing is new. */
+  newColumns: Column[];
+}
+
+/**
+ * Additive schema evolution, decided without touching BigQuery: every field of a post that `known`
+ * does not list goes to the column that already holds it (`existing`, matched case-insensitively),
+ * else to a column added in this batch, typed by the first post that had a value for it. A value
+ * that does not fit its column's type (see {@link coerceToColumn}) makes the post a conflict (it is
+ * dead-lettered as `schema_conflict`); a field with only nulls so far gets no column yet.
+ */
+export function decideSchemaEvolution<P extends EvolvingPost>(
+  posts: P[],
+  existing: ActualColumn[],
+  known: Column[] = POSTS_TABLE.columns,
+): SchemaEvolution<P> {
+  const existingByName = new Map(existing.map((c) => [c.name.toLowerCase(), c]));
+  const knownNames = new Set(known.map((c) => c.name));
+  const added = new Map<string, Column>();
+  const fitting: P[] = [];
+  const conflicts: { post: P; reason: string }[] = [];
+  for (const p of posts) {
+    const values: Row = {};
+    let conflict: string | null = null;
+    for (const [name, value] of Object.entries(p.extraValues)) {
+      if (knownNames.has(name)) continue;
+      const inferred = p.extras.find((x) => x.name === name);
+      const col = existingByName.get(name.toLowerCase()) ?? added.get(name) ?? inferred;
+      if (!col) {
+        values[name] = value; // null for a column nobody has typed yet: leave it out
+        continue;
+      }
+      const fit = coerceToColumn(value, col.type ?? 'STRING');
+      if (!fit.ok) {
+        conflict = `field ${name}: ${fit.reason} (column type ${col.type})`;
+        break;
+      }
+      values[col.name] = fit.value;
+      if (!existingByName.has(name.toLowerCase()) && !added.has(name) && inferred) {
+        added.set(name, inferred);
+      }
+    }
+    if (conflict) {
+      conflicts.push({ post: p, reason: conflict });
+    } else {
+      for (const k of Object.keys(values))
+        if (!existingByName.has(k.toLowerCase()) && !added.has(k)) delete values[k];
+      fitting.push({ ...p, extraValues: values });
+    }
+  }
+  return { fitting, conflicts, newColumns: [...added.values()] };
 }

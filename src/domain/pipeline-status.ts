@@ -57,6 +57,16 @@ export interface MinuteCount {
   published: number;
 }
 
+/** Sent by the stream activity every few seconds with its progress since its previous report. */
+export interface ProgressReport {
+  /** Activity attempt id, so a retried report is not double counted. */
+  reporter: string;
+  sequence: number;
+  progress: StreamProgress;
+  /** Deltas since the previous report of this reporter. */
+  publishedByMinute: MinuteCount[];
+}
+
 export interface CheckOutcome {
   check: string;
   status: QualityStatus;

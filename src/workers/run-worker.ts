@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../observability/logger';
 import { createMetrics, type Metrics } from '../observability/metrics';
 import { installTemporalRuntime } from '../observability/temporal-logging';
 import { startHealthServer, type HealthServer } from './health-server';
-import { connectClient, connectWorker } from './temporal-connection';
+import { connectClient, connectWorker } from '../adapters/temporal/connection';
 
 /** The bundle `npm run build` writes; used in production so workers start without webpack. */
 export const WORKFLOW_BUNDLE_PATH = join(__dirname, '../../workflow-bundle.js');

@@ -7,8 +7,8 @@ import type { Client } from '@temporalio/client';
 import { createStreamActivities } from '../activities/stream';
 import type { AppConfig } from '../config';
 import { createPubSub } from '../adapters/pubsub/client';
-import { XRulesClient } from '../adapters/x/rules-client';
-import { XStreamSource } from '../adapters/x/stream-source';
+import { createXRulesClient } from '../adapters/x/rules-client';
+import { createXStreamSource } from '../adapters/x/stream-source';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { progressSignal } from '../workflows/messages';
@@ -20,30 +20,15 @@ export function buildStreamActivities(
   deps: { client: Client; metrics?: Metrics; shutdownSignal?: AbortSignal },
 ) {
   const pubsub = createPubSub(config.gcp);
-  const token = config.x.bearerToken;
   const xLogger = logger.child({ component: 'x' });
   const activities = createStreamActivities({
     config,
     logger: logger.child({ component: 'stream-activity' }),
     metrics: deps.metrics,
     pubsub,
-    rulesClient: token
-      ? new XRulesClient({ baseUrl: config.x.baseUrl, bearerToken: token, logger: xLogger })
-      : undefined,
-    createSource: () => {
-      if (!token) throw new Error('no X bearer token configured: set X_BEARER_TOKEN or X_BEARER_TOKEN_FILE');
-      return new XStreamSource({
-        baseUrl: config.x.baseUrl,
-        bearerToken: token,
-        tweetFields: config.x.tweetFields,
-        expansions: config.x.expansions,
-        userFields: config.x.userFields,
-        stallTimeoutMs: config.x.stallTimeoutMs,
-        closeDrainMs: config.x.closeDrainMs,
-        backfillMinutes: config.x.backfillMinutes,
-        logger: xLogger,
-      });
-    },
+    // Without a token the rule activities fail with a non-retryable XAuthError naming the setting.
+    rulesClient: config.x.bearerToken ? createXRulesClient(config.x, xLogger) : undefined,
+    createSource: () => createXStreamSource(config.x, xLogger),
     reportProgress: (workflowId, report) =>
       deps.client.workflow.getHandle(workflowId).signal(progressSignal, report),
     shutdownSignal: deps.shutdownSignal,

@@ -4,16 +4,12 @@
  * activity moves the data, the workflow moves counts). History stays bounded by continue-as-new,
  * which carries the cumulative counters forward.
  */
-import {
-  condition,
-  continueAsNew,
-  defineQuery,
-  defineSignal,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { LoadBatchResult, createLoadActivities } from '../activities/bigquery';
+import { BigQueryFailureType, PubSubFailureType } from '../domain/failure-types';
+import { loadStatsQuery, loadStopSignal, type LoadTotals } from './messages';
+
+export type { LoadStats, LoadTotals } from './messages';
 
 /** Settings only: no secrets, no data. */
 export interface LoadWorkflowInput {
@@ -33,34 +29,9 @@ export interface LoadWorkflowInput {
   totals?: LoadTotals;
 }
 
-export interface LoadTotals {
-  batches: number;
-  messages: number;
-  rowsLoaded: number;
-  duplicatesSkipped: number;
-  deadLetters: number;
-  columnsAdded: string[];
-  /** Runs of this workflow chained by continue-as-new (1 = first). */
-  runs: number;
-}
-
-export interface LoadStats extends LoadTotals {
-  iterationsThisRun: number;
-  lastBatch: LoadBatchResult | null;
-  /** ISO time of the last finished batch. */
-  lastBatchAt: string | null;
-  /** True while a batch is being loaded. */
-  loading: boolean;
-  stopping: boolean;
-}
-
 export interface LoadWorkflowResult extends LoadTotals {
   stoppedBy: 'signal';
 }
-
-export const loadStatsQuery = defineQuery<LoadStats>('loadStats');
-/** Finish the current batch (never interrupted), then complete. */
-export const stopSignal = defineSignal('stop');
 
 const emptyTotals = (): LoadTotals => ({
   batches: 0,
@@ -80,13 +51,13 @@ const { loadBatch, ensureTables } = proxyActivities<ReturnType<typeof createLoad
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
     nonRetryableErrorTypes: [
-      'BigQueryPermissionDenied',
-      'BigQueryNotFound',
-      'BigQueryInvalidRequest',
-      'BigQueryBreakingSchemaChange',
-      'PubSubNotFound',
-      'PubSubPermissionDenied',
-      'PubSubInvalidRequest',
+      BigQueryFailureType.permissionDenied,
+      BigQueryFailureType.notFound,
+      BigQueryFailureType.invalid,
+      BigQueryFailureType.breakingSchemaChange,
+      PubSubFailureType.notFound,
+      PubSubFailureType.permissionDenied,
+      PubSubFailureType.invalid,
     ],
   },
 });
@@ -100,7 +71,7 @@ export async function loadWorkflow(input: LoadWorkflowInput): Promise<LoadWorkfl
   let lastBatch: LoadBatchResult | null = null;
   let lastBatchAt: string | null = null;
 
-  setHandler(stopSignal, () => {
+  setHandler(loadStopSignal, () => {
     stopping = true;
   });
   setHandler(loadStatsQuery, () => ({

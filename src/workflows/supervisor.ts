@@ -30,18 +30,22 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { WorkerSettings, createStreamActivities } from '../activities/stream';
+import { XFailureType } from '../domain/failure-types';
 import type {
   ChildStatus,
   DataQualityVerdict,
   MinuteCount,
   PipelineState,
   PipelineStatus,
+  ProgressReport,
   StreamProgress,
 } from '../domain/pipeline-status';
 import { emptyProgress, loadWorkflowId, qualityWorkflowId } from '../domain/pipeline-status';
 import { validateRules, type ActiveRule, type StreamRule } from '../domain/rules';
+import { loadWorkflow } from './load';
 import {
   dataQualityVerdictSignal,
+  loadStopSignal,
   pauseSignal,
   progressSignal,
   resumeSignal,
@@ -49,8 +53,8 @@ import {
   setRulesUpdate,
   statusQuery,
   stopSignal,
-  type ProgressReport,
 } from './messages';
+import { qualityWorkflow } from './quality';
 
 /** Input: settings only (never secrets). Everything is optional; the worker's configuration fills the rest. */
 export interface SupervisorInput {
@@ -98,7 +102,7 @@ const ruleActivities = proxyActivities<ReturnType<typeof createStreamActivities>
     initialInterval: '2 seconds',
     maximumInterval: '1 minute',
     maximumAttempts: 5,
-    nonRetryableErrorTypes: ['XRuleError', 'XAuthError'],
+    nonRetryableErrorTypes: [XFailureType.rule, XFailureType.auth],
   },
 });
 
@@ -111,7 +115,7 @@ const STREAM_ACTIVITY_OPTIONS: ActivityOptions = {
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
-    nonRetryableErrorTypes: ['XAuthError'],
+    nonRetryableErrorTypes: [XFailureType.auth],
   },
 };
 
@@ -287,7 +291,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
         applied = await ruleActivities.syncRules(normalised);
       } catch (err) {
         // Surface X's reason itself (not "activity task failed") to `temporal workflow update`.
-        throw ApplicationFailure.nonRetryable(errorMessage(err), 'XRuleError');
+        throw ApplicationFailure.nonRetryable(errorMessage(err), XFailureType.rule);
       }
       rules = applied.map(({ value, tag }) => (tag ? { value, tag } : { value }));
       publishState();
@@ -323,7 +327,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       try {
         const handle =
           kind === 'load'
-            ? await startChild('loadWorkflow', {
+            ? await startChild(loadWorkflow, {
                 workflowId: st.workflowId,
                 taskQueue: settings.batchTaskQueue,
                 args: [
@@ -337,7 +341,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
                 workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
                 staticSummary: `Pub/Sub → BigQuery loader of ${input.streamName}`,
               })
-            : await startChild('qualityWorkflow', {
+            : await startChild(qualityWorkflow, {
                 workflowId: st.workflowId,
                 taskQueue: settings.batchTaskQueue,
                 args: [
@@ -457,7 +461,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   setState('stopping');
   if (childHandles.load) {
     try {
-      await childHandles.load.signal('stop');
+      await childHandles.load.signal(loadStopSignal);
     } catch (err) {
       log.warn('could not signal the load child to stop', { error: errorMessage(err) });
       childScopes.load.cancel();

@@ -1,18 +1,12 @@
 /**
  * Classification of BigQuery failures where the call is made (STYLE.md rule 4): permanent ones become
  * `ApplicationFailure.nonRetryable` with a `type` and the table; transient ones are rethrown as they
- * are and retried by the activity's retry policy (exponential back-off).
+ * are and retried by the activity's retry policy (exponential back-off). Only the adapters'
+ * classifiers and, for conditions of their own, the activities create an `ApplicationFailure` (the
+ * decision is written out in `adapters/x/errors.ts`).
  */
 import { ApplicationFailure } from '@temporalio/common';
-
-export const BigQueryFailureType = {
-  permissionDenied: 'BigQueryPermissionDenied',
-  notFound: 'BigQueryNotFound',
-  invalid: 'BigQueryInvalidRequest',
-  breakingSchemaChange: 'BigQueryBreakingSchemaChange',
-} as const;
-
-export type BigQueryFailureType = (typeof BigQueryFailureType)[keyof typeof BigQueryFailureType];
+import { BigQueryFailureType } from '../../domain/failure-types';
 
 /** Every failure names the operation and the table it concerns. */
 export interface BigQueryErrorContext {

@@ -11,9 +11,16 @@
  *   publish (after the client's own gax retries) is retried here with capped back-off until it
  *   succeeds or the publisher is closed; a message is never silently dropped.
  * - `flush()` waits until everything accepted has been acknowledged (used on pause/stop/shutdown).
+ * - Wire format: `encodePost` / `encodeMalformed` are the one place a message's data and attributes
+ *   are built (`publishPost` / `publishMalformed` use them); the loader reads the same attributes.
  */
 import type { PubSub, Topic } from '@google-cloud/pubsub';
-import type { PostAttributes } from '../../domain/post';
+import {
+  POST_SCHEMA_VERSION,
+  type MalformedMessage,
+  type Post,
+  type PostAttributes,
+} from '../../domain/post';
 import type { Logger } from '../../observability/logger';
 
 export interface PublisherOptions {
@@ -33,6 +40,43 @@ export interface PublisherOptions {
   retryMaxMs?: number;
   /** Injected for tests that simulate a failing Pub/Sub. */
   publishFn?: (data: Buffer, attributes: Record<string, string>) => Promise<string>;
+}
+
+/** A message as it goes on the topic: the JSON body and its attributes. */
+export interface EncodedMessage {
+  data: Buffer;
+  attributes: PostAttributes;
+}
+
+/** A post on the wire: its JSON, with its id, its rule tags (deduplicated) and the schema version. */
+export function encodePost(post: Post): EncodedMessage {
+  const tags = post.matching_rules.map((r) => r.tag).filter((t): t is string => !!t);
+  return {
+    data: Buffer.from(JSON.stringify(post)),
+    attributes: {
+      post_id: post.id,
+      rule_tags: [...new Set(tags)].join(','),
+      schema_version: String(POST_SCHEMA_VERSION),
+      malformed: 'false',
+    },
+  };
+}
+
+/**
+ * A malformed line on the wire, with `malformed=true` and the reason (at most 1,024 characters) in
+ * `error`. It has no trustworthy post id: the attribute stays empty.
+ */
+export function encodeMalformed(msg: MalformedMessage): EncodedMessage {
+  return {
+    data: Buffer.from(JSON.stringify(msg)),
+    attributes: {
+      post_id: '',
+      rule_tags: '',
+      schema_version: String(POST_SCHEMA_VERSION),
+      malformed: 'true',
+      error: msg.reason.slice(0, 1024),
+    },
+  };
 }
 
 export class PublisherClosedError extends Error {
@@ -102,6 +146,18 @@ export class PostPublisher {
     this.outstandingBytes += data.length;
     this.peakOutstandingBytes = Math.max(this.peakOutstandingBytes, this.outstandingBytes);
     void this.send(data, attributes, context);
+  }
+
+  /** `publish` of a post; `onAcked` gets its `received_at` as context. */
+  publishPost(post: Post): Promise<void> {
+    const { data, attributes } = encodePost(post);
+    return this.publish(data, attributes, post.received_at);
+  }
+
+  /** `publish` of a malformed line; `onAcked` gets its `received_at` as context. */
+  publishMalformed(msg: MalformedMessage): Promise<void> {
+    const { data, attributes } = encodeMalformed(msg);
+    return this.publish(data, attributes, msg.received_at);
   }
 
   private async send(data: Buffer, attributes: PostAttributes, context: string | undefined): Promise<void> {

@@ -5,9 +5,9 @@
  */
 import { credentials } from '@grpc/grpc-js';
 import { v1 } from '@google-cloud/pubsub';
-import { ApplicationFailure } from '@temporalio/common';
 import type { GcpConfig } from '../../config';
 import type { Logger } from '../../observability/logger';
+import { GRPC, classifyPubSubError } from './errors';
 
 export interface PulledMessage {
   ackId: string;
@@ -42,45 +42,6 @@ export interface BatchSubscriber {
 /** Real Pub/Sub allows up to 1,000 messages per pull response, 2,500 ack ids per request. */
 const MAX_PULL = 1000;
 const MAX_ACK_IDS = 2500;
-
-export const PubSubFailureType = {
-  notFound: 'PubSubNotFound',
-  permissionDenied: 'PubSubPermissionDenied',
-  invalid: 'PubSubInvalidRequest',
-} as const;
-
-const GRPC = {
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  PERMISSION_DENIED: 7,
-  INVALID_ARGUMENT: 3,
-  UNAUTHENTICATED: 16,
-};
-
-/** Permanent gRPC failures become non-retryable, naming the subscription; the rest are rethrown. */
-export function classifyPubSubError(err: unknown, subscription: string, operation: string): Error {
-  const code = (err as { code?: number })?.code;
-  const message = `${operation} on ${subscription}: ${(err as Error)?.message ?? String(err)}`;
-  const fail = (type: string, hint: string) =>
-    ApplicationFailure.create({
-      message: `${message}. ${hint}`,
-      type,
-      nonRetryable: true,
-      details: [{ subscription, operation, code }],
-      cause: err instanceof Error ? err : undefined,
-    });
-  if (code === GRPC.NOT_FOUND) {
-    return fail(PubSubFailureType.notFound, 'Create the topic and subscription (`npm run setup`).');
-  }
-  if (code === GRPC.PERMISSION_DENIED || code === GRPC.UNAUTHENTICATED) {
-    return fail(
-      PubSubFailureType.permissionDenied,
-      'Grant the worker roles/pubsub.subscriber on the subscription.',
-    );
-  }
-  if (code === GRPC.INVALID_ARGUMENT) return fail(PubSubFailureType.invalid, 'This is a bug in the request.');
-  return err instanceof Error ? err : new Error(message);
-}
 
 function toIso(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): string | null {
   if (!ts || ts.seconds === undefined || ts.seconds === null) return null;

@@ -5,9 +5,9 @@
  * "unavailable" (undefined), never as an error: reconciliation then reports "no stream counters".
  */
 import type { Client } from '@temporalio/client';
-import { supervisorWorkflowId, type MinuteCount, type PipelineStatus } from '../../domain/pipeline-status';
+import type { MinuteCount, PipelineStatus } from '../../domain/pipeline-status';
 import type { Logger } from '../../observability/logger';
-import { statusQuery } from '../../workflows/messages';
+import { createSupervisorStatus } from './supervisor-status';
 
 export interface StreamCounters {
   publishedCounts(fromIso: string, toIso: string): Promise<MinuteCount[] | undefined>;
@@ -73,12 +73,11 @@ export function createStreamCounters(
   };
 }
 
-/** Counters of the supervisor of `streamName`, through a Temporal client. */
+/** Counters of the supervisor of `streamName`, through a Temporal client (the shared status reader). */
 export function createSupervisorCounters(
   client: Client,
   streamName: string,
   opts: SupervisorCountersOptions = {},
 ): StreamCounters {
-  const handle = client.workflow.getHandle(supervisorWorkflowId(streamName));
-  return createStreamCounters(() => handle.query(statusQuery), opts);
+  return createStreamCounters(createSupervisorStatus({ client, streamName }), opts);
 }

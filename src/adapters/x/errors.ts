@@ -1,7 +1,18 @@
 /**
- * Errors raised by the X adapters. None of them ever carries the bearer token: messages are built
- * from status codes and X's problem fields only.
+ * Errors raised by the X adapters, and their classification for Temporal. None of them ever carries
+ * the bearer token: messages are built from status codes and X's problem fields only.
+ *
+ * Where an `ApplicationFailure` is created (STYLE.md rule 4, "classify failures where the external
+ * call is made"): the adapters' error classifiers turn the errors of their external calls into
+ * failures (`classifyXError` here, `classifyBigQueryError` in `adapters/bigquery/errors.ts`,
+ * `classifyPubSubError` in `adapters/pubsub/errors.ts`), permanent ones non-retryable with a
+ * type from `domain/failure-types.ts`, transient ones passed on as they are. Activities throw what
+ * the classifiers return and create a failure themselves only for a condition of their own (no
+ * bearer token configured, the worker shutting down); they never re-classify an adapter's error.
+ * Workflows create one only to reject an update with its cause's reason (`setRules`).
  */
+import { ApplicationFailure } from '@temporalio/common';
+import { XFailureType } from '../../domain/failure-types';
 
 /**
  * X rejected the credentials (HTTP 401/403). Permanent: retrying cannot help, the operator must fix
@@ -55,4 +66,16 @@ export class XApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Turns an error of an X API call into what the activity should throw: refused rules and refused
+ * credentials cannot fix themselves (non-retryable `XRuleError` with X's problems as details,
+ * `XAuthError`); anything else is returned as it is, for the retry policy.
+ */
+export function classifyXError(err: unknown): unknown {
+  if (err instanceof XRuleError)
+    return ApplicationFailure.nonRetryable(err.message, XFailureType.rule, err.problems);
+  if (err instanceof XAuthError) return ApplicationFailure.nonRetryable(err.message, XFailureType.auth);
+  return err;
 }

@@ -301,6 +301,8 @@ class RuleResponse extends Error {
 
 /** Builds the rules client from the `x` section of the configuration. */
 export function createXRulesClient(x: XConfig, logger?: Logger): XRulesClient {
-  if (!x.bearerToken) throw new Error('X_BEARER_TOKEN (or X_BEARER_TOKEN_FILE) is not set');
+  if (!x.bearerToken) {
+    throw new Error('no X bearer token configured: set X_BEARER_TOKEN or X_BEARER_TOKEN_FILE');
+  }
   return new XRulesClient({ baseUrl: x.baseUrl, bearerToken: x.bearerToken, logger });
 }

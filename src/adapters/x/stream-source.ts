@@ -4,6 +4,10 @@
  * `stream-reader.ts` for why not `twitter-api-v2`'s parser), normalises every line and hands it to
  * `onMessage`, and reconnects by X's rules (`reconnect-policy.ts`) until aborted.
  *
+ * The parts: this file is the reconnect loop and the counters; `stream-connection.ts` is one
+ * connection's state machine (connecting, connected, closing, settled); `delivery-queue.ts` hands
+ * received lines to the consumer with back-pressure; `domain/stream-line.ts` says what a line is.
+ *
  * - Back-pressure: when `onMessage` returns a promise the response is paused until it settles
  *   (and the stall timer with it: our own pause is not a stall).
  * - Stall: no bytes for `stallTimeoutMs` (also while waiting for the response headers) = drop and
@@ -23,16 +27,14 @@
  * - HTTP 401/403: `run` rejects with {@link XAuthError}. The bearer token is sent in the
  *   `authorization` header only; it is never logged nor put in an error.
  */
-import http from 'node:http';
-import https from 'node:https';
+import type { Agent } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { normalizeStreamLine } from '../../domain/normalize';
 import type { XConfig } from '../../config';
 import type { MalformedMessage, Post } from '../../domain/post';
 import type { Logger } from '../../observability/logger';
 import { XAuthError } from './errors';
-import { LineDecoder } from './stream-reader';
-import { ReconnectPolicy, type Failure, type ReconnectPolicyOptions } from './reconnect-policy';
+import { ReconnectPolicy, type ReconnectPolicyOptions } from './reconnect-policy';
+import { connectOnce, type ConnectionOutcome } from './stream-connection';
 
 export { XAuthError } from './errors';
 
@@ -73,7 +75,7 @@ export interface XStreamSourceOptions {
   reconnect?: ReconnectPolicyOptions;
   logger: Logger;
   /** HTTP agent; default: a fresh socket per connection. */
-  agent?: http.Agent;
+  agent?: Agent;
 }
 
 export interface RunOptions {
@@ -108,22 +110,8 @@ export interface XStreamStats {
   lastMessageAt?: string;
 }
 
-type Outcome =
-  | { kind: 'aborted' }
-  | { kind: 'consumer-error'; error: unknown }
-  | {
-      kind: 'failed';
-      failure: Failure;
-      reason: DisconnectReason;
-      connectedForMs?: number;
-      status?: number;
-      detail?: string;
-      error?: string;
-    };
-
 const DEFAULT_STALL_MS = 20_000;
 const DEFAULT_CLOSE_DRAIN_MS = 2_000;
-const MAX_ERROR_BODY = 16 * 1024;
 
 async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   if (ms <= 0 || signal.aborted) return;
@@ -134,27 +122,9 @@ async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   }
 }
 
-function isThenable(v: unknown): v is PromiseLike<void> {
-  return typeof v === 'object' && v !== null && typeof (v as PromiseLike<void>).then === 'function';
-}
-
 function clampBackfill(n: number | undefined): number {
   if (n === undefined || !Number.isFinite(n) || n <= 0) return 0;
   return Math.min(5, Math.ceil(n));
-}
-
-/** X's problem JSON (`title`, `detail`, `connection_issue`), best effort. */
-function problemSummary(body: string): string | undefined {
-  try {
-    const p = JSON.parse(body) as Record<string, unknown>;
-    const first = Array.isArray(p.errors) ? (p.errors[0] as Record<string, unknown> | undefined) : undefined;
-    const parts = [p.title, p.connection_issue, p.detail, first?.message, first?.title, first?.detail]
-      .filter((x): x is string => typeof x === 'string' && x.length > 0)
-      .map((s) => s.slice(0, 200));
-    return parts.length > 0 ? [...new Set(parts)].join(': ') : undefined;
-  } catch {
-    return body.length > 0 ? body.slice(0, 200) : undefined;
-  }
 }
 
 export class XStreamSource {
@@ -271,344 +241,30 @@ export class XStreamSource {
     }
   }
 
-  /** One connection, from request to its end. Never rejects. */
+  /** One connection, from request to its end (see `stream-connection.ts`). Never rejects. */
   private connectOnce(
     opts: RunOptions,
     attempt: number,
     backfill: number,
     now: () => number,
-  ): Promise<Outcome> {
-    const { signal, onMessage } = opts;
-    const url = this.streamUrl(backfill);
-    const client = url.protocol === 'https:' ? https : http;
-    const stallMs = this.stallTimeoutMs;
-    const drainMs = this.opts.closeDrainMs ?? DEFAULT_CLOSE_DRAIN_MS;
-    const log = this.log;
-    const s = this.s;
-
-    return new Promise<Outcome>((resolve) => {
-      let settled = false;
-      let connectedAt: number | undefined;
-      let res: http.IncomingMessage | undefined;
-      let stallTimer: NodeJS.Timeout | undefined;
-      let drainTimer: NodeJS.Timeout | undefined;
-      /** The signal aborted while connected: read what was already sent, then resolve `aborted`. */
-      let closing = false;
-      const decoder = new LineDecoder();
-      // Back-pressure state: lines not yet handed to onMessage, and whether a promise is pending.
-      // `truncated`: the batch is the unterminated tail of a connection that ended mid-line.
-      type Batch = { lines: readonly string[]; receivedAt: string; truncated?: boolean };
-      let batch: Batch = { lines: [], receivedAt: '' };
-      let idx = 0;
-      let pumping = false;
-      const backlog: Batch[] = [];
-      let endOutcome: Outcome | undefined;
-      let pendingDisconnect: { type: string; detail: string } | undefined;
-
-      const connectedFor = (): number | undefined =>
-        connectedAt === undefined ? undefined : Math.max(0, now() - connectedAt);
-
-      const cleanup = (): void => {
-        if (stallTimer) clearTimeout(stallTimer);
-        if (drainTimer) clearTimeout(drainTimer);
-        stallTimer = drainTimer = undefined;
-        signal.removeEventListener('abort', onAbort);
-        if (connectedAt !== undefined) s.connected = false;
-      };
-      const settle = (o: Outcome): void => {
-        if (settled) return;
-        settled = true;
-        cleanup();
-        req.destroy();
-        resolve(o);
-      };
-      /** Ends the connection once every received line was handed over. */
-      const finish = (end: Outcome): void => {
-        if (settled) return;
-        if (stallTimer) clearTimeout(stallTimer);
-        stallTimer = undefined;
-        // While closing, the connection's end is the close we asked for, whatever it looks like.
-        const o: Outcome = closing ? { kind: 'aborted' } : end;
-        if (connectedAt !== undefined && (o.kind === 'failed' || closing)) {
-          const rest = decoder.end();
-          if (rest !== undefined) {
-            backlog.push({ lines: [rest], receivedAt: new Date(now()).toISOString(), truncated: true });
-          }
-        }
-        if (pumping) {
-          endOutcome ??= o;
-          return;
-        }
-        endOutcome = o;
-        startPump();
-      };
-      const armStall = (): void => {
-        if (closing) return; // the close deadline bounds the wait instead
-        if (stallTimer) clearTimeout(stallTimer);
-        stallTimer = setTimeout(() => {
-          log.warn({ stallTimeoutMs: stallMs }, 'X stream stalled: no bytes received');
-          res?.destroy();
-          finish({
-            kind: 'failed',
-            failure: { kind: 'network' },
-            reason: 'stall',
-            connectedForMs: connectedFor(),
-            error: `no bytes for ${stallMs} ms`,
-          });
-        }, stallMs);
-      };
-      const undelivered = (): number =>
-        batch.lines.length - idx + backlog.reduce((n, b) => n + b.lines.length, 0);
-      const onAbort = (): void => {
-        if (settled) return;
-        const sock = res?.socket;
-        if (connectedAt === undefined || drainMs <= 0 || (!sock && !endOutcome)) {
-          settle({ kind: 'aborted' });
-          return;
-        }
-        closing = true;
-        // Already ending (X closed first): hand over what is left, then report the close we asked for.
-        if (endOutcome) endOutcome = { kind: 'aborted' };
-        if (stallTimer) clearTimeout(stallTimer);
-        stallTimer = undefined;
-        drainTimer = setTimeout(() => {
-          const left = undelivered();
-          if (left > 0) {
-            s.linesDroppedAtClose += left;
-            log.error(
-              { lines: left, closeDrainMs: drainMs },
-              'X stream closed with received lines not handed over (the consumer did not keep up)',
-            );
-          }
-          settle({ kind: 'aborted' });
-        }, drainMs);
-        // Half-close: X sees the client going and ends the response; what is in flight still arrives.
-        sock?.end();
-        if (res?.isPaused()) res.resume();
-      };
-
-      /** Hands one line over; returns a promise when the consumer is asynchronous. */
-      const dispatch = (line: string, at: string, truncated: boolean): PromiseLike<void> | void => {
-        let m: StreamMessage;
-        if (truncated) {
-          m = {
-            kind: 'malformed',
-            message: {
-              kind: 'malformed',
-              reason: 'truncated: the connection ended in the middle of this line',
-              raw: line,
-              received_at: at,
-            },
-          };
-        } else {
-          const n = normalizeStreamLine(line, at);
-          if (n.kind === 'disconnect') {
-            s.lastDisconnectType = n.disconnectType;
-            log.warn(
-              { disconnect_type: n.disconnectType, detail: n.detail },
-              'X stream operational disconnect',
-            );
-            pendingDisconnect = { type: n.disconnectType, detail: n.detail };
-            return;
-          }
-          if (n.kind === 'error') {
-            // Not a post, but a message X sent: it goes downstream (dead-letter table), never dropped.
-            log.warn({ errors: n.errors }, 'X stream error message');
-            const what = n.errors.map((e) => e.title ?? e.detail ?? 'error').join('; ');
-            m = {
-              kind: 'malformed',
-              message: {
-                kind: 'malformed',
-                reason: `X stream error message: ${what}`,
-                raw: line,
-                received_at: at,
-              },
-            };
-          } else {
-            m =
-              n.kind === 'post' ? { kind: 'post', post: n.post } : { kind: 'malformed', message: n.message };
-          }
-        }
-        if (m.kind === 'post') s.posts++;
-        else s.malformed++;
-        s.lastMessageAt = at;
-        return onMessage(m) as PromiseLike<void> | void;
-      };
-
-      const fail = (error: unknown): void => {
-        res?.destroy();
-        settle({ kind: 'consumer-error', error });
-      };
-
-      /** Drains `batch` then `backlog`; pauses the response while a consumer promise is pending. */
-      const pump = (): void => {
-        for (;;) {
-          while (idx < batch.lines.length) {
-            if (settled) return;
-            let r: PromiseLike<void> | void;
-            try {
-              r = dispatch(batch.lines[idx++]!, batch.receivedAt, batch.truncated === true);
-            } catch (err) {
-              fail(err);
-              return;
-            }
-            if (isThenable(r)) {
-              pumping = true;
-              // Closing: keep the response flowing, or Node discards what it buffered when X ends it.
-              if (res && !closing && !res.isPaused()) res.pause();
-              if (stallTimer) clearTimeout(stallTimer);
-              stallTimer = undefined;
-              r.then(pump, fail);
-              return;
-            }
-          }
-          const next = backlog.shift();
-          if (!next) break;
-          batch = next;
-          idx = 0;
-        }
-        pumping = false;
-        if (settled) return;
-        if (pendingDisconnect && !endOutcome) {
-          res?.destroy();
-          endOutcome = {
-            kind: 'failed',
-            failure: { kind: 'network' },
-            reason: 'operational-disconnect',
-            connectedForMs: connectedFor(),
-            detail: `${pendingDisconnect.type}: ${pendingDisconnect.detail}`,
-          };
-        }
-        if (endOutcome) {
-          settle(endOutcome);
-          return;
-        }
-        if (res?.isPaused()) {
-          res.resume();
-          armStall();
-        }
-      };
-      const startPump = (): void => {
-        if (pumping) return;
-        pumping = true;
-        pump();
-      };
-
-      const onData = (chunk: Buffer): void => {
-        if (settled) return;
-        stallTimer?.refresh();
-        const at = now();
+  ): Promise<ConnectionOutcome> {
+    return connectOnce({
+      url: this.streamUrl(backfill),
+      bearerToken: this.opts.bearerToken,
+      agent: this.opts.agent,
+      stallTimeoutMs: this.stallTimeoutMs,
+      closeDrainMs: this.opts.closeDrainMs ?? DEFAULT_CLOSE_DRAIN_MS,
+      attempt,
+      backfillMinutes: backfill,
+      signal: opts.signal,
+      onMessage: opts.onMessage,
+      onEvent: opts.onEvent,
+      now,
+      log: this.log,
+      stats: this.s,
+      onBytes: (at) => {
         this.lastByteAt = at;
-        s.bytesReceived += chunk.length;
-        const ka = decoder.keepAlives;
-        const lines = decoder.push(chunk);
-        s.keepAlives += decoder.keepAlives - ka;
-        if (lines.length === 0) return;
-        s.linesReceived += lines.length;
-        backlog.push({ lines, receivedAt: new Date(at).toISOString() });
-        startPump();
-      };
-
-      const req = client.request(url, {
-        method: 'GET',
-        agent: this.opts.agent ?? false,
-        headers: {
-          authorization: `Bearer ${this.opts.bearerToken}`,
-          accept: 'application/json',
-          'user-agent': 'x-stream-pipeline',
-        },
-      });
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (signal.aborted) {
-        settle({ kind: 'aborted' });
-        return;
-      }
-      armStall();
-
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        finish({
-          kind: 'failed',
-          failure: { kind: 'network' },
-          reason: 'network',
-          connectedForMs: connectedFor(),
-          error: err.code ?? err.message,
-        });
-      });
-
-      req.on('response', (response) => {
-        res = response;
-        const status = response.statusCode ?? 0;
-        if (status !== 200) {
-          let body = '';
-          response.setEncoding('utf8');
-          response.on('data', (d: string) => {
-            if (body.length < MAX_ERROR_BODY) body += d;
-          });
-          response.on('error', () => undefined);
-          response.on('end', () => {
-            const detail = problemSummary(body);
-            if (status === 401 || status === 403) {
-              finish({ kind: 'failed', failure: { kind: 'auth', status }, reason: 'auth', status, detail });
-            } else if (status === 429) {
-              const reset = Number(response.headers['x-rate-limit-reset']);
-              finish({
-                kind: 'failed',
-                failure: {
-                  kind: 'rate-limit',
-                  resetEpochSeconds: Number.isFinite(reset) ? reset : undefined,
-                },
-                reason: 'rate-limit',
-                status,
-                detail,
-              });
-            } else {
-              finish({ kind: 'failed', failure: { kind: 'http', status }, reason: 'http', status, detail });
-            }
-          });
-          return;
-        }
-        connectedAt = now();
-        s.connected = true;
-        s.connects++;
-        s.lastConnectedAt = new Date(connectedAt).toISOString();
-        log.info(
-          { url: url.pathname + url.search, attempt, backfillMinutes: backfill },
-          'X stream connected',
-        );
-        opts.onEvent?.({ type: 'connected', attempt, backfillMinutes: backfill });
-        armStall();
-        response.on('data', onData);
-        response.on('end', () =>
-          finish({
-            kind: 'failed',
-            failure: { kind: 'network' },
-            reason: 'closed',
-            connectedForMs: connectedFor(),
-            error: 'the server ended the response',
-          }),
-        );
-        response.on('error', (err: NodeJS.ErrnoException) =>
-          finish({
-            kind: 'failed',
-            failure: { kind: 'network' },
-            reason: 'network',
-            connectedForMs: connectedFor(),
-            error: err.code ?? err.message,
-          }),
-        );
-        response.on('close', () => {
-          if (!response.complete) {
-            finish({
-              kind: 'failed',
-              failure: { kind: 'network' },
-              reason: 'network',
-              connectedForMs: connectedFor(),
-              error: 'connection closed before the response ended',
-            });
-          }
-        });
-      });
-      req.end();
+      },
     });
   }
 }
@@ -619,7 +275,9 @@ export function createXStreamSource(
   logger: Logger,
   overrides: Partial<XStreamSourceOptions> = {},
 ): XStreamSource {
-  if (!x.bearerToken) throw new Error('X_BEARER_TOKEN (or X_BEARER_TOKEN_FILE) is not set');
+  if (!x.bearerToken) {
+    throw new Error('no X bearer token configured: set X_BEARER_TOKEN or X_BEARER_TOKEN_FILE');
+  }
   return new XStreamSource({
     baseUrl: x.baseUrl,
     bearerToken: x.bearerToken,

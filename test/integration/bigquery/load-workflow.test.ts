@@ -16,7 +16,8 @@ import { createPubSub } from '../../../src/adapters/pubsub/client';
 import { createBatchSubscriber, type BatchSubscriber } from '../../../src/adapters/pubsub/subscriber';
 import type { AppConfig } from '../../../src/config';
 import { createLogger } from '../../../src/observability/logger';
-import { loadWorkflow, stopSignal } from '../../../src/workflows/load';
+import { loadWorkflow } from '../../../src/workflows/load';
+import { loadStopSignal } from '../../../src/workflows/messages';
 import { uniqueName } from '../../support/config';
 import { eventually } from '../../support/eventually';
 import { makePost, postMessage, privateConfig, publishAll } from './fixtures';
@@ -135,7 +136,7 @@ test('a crash between write and ack is retried by Temporal: every post once, eve
       { timeoutMs: 120_000, intervalMs: 1000 },
     );
 
-    await handle.signal(stopSignal);
+    await handle.signal(loadStopSignal);
     const result = await handle.result();
 
     expect(crashedRuns).toHaveLength(1);

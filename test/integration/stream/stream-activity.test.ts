@@ -17,7 +17,7 @@ import {
 import { XStreamSource } from '../../../src/adapters/x/stream-source';
 import type { Env } from '../../../src/config';
 import { createLogger } from '../../../src/observability/logger';
-import type { ProgressReport } from '../../../src/workflows/messages';
+import type { ProgressReport } from '../../../src/domain/pipeline-status';
 import { testConfig, uniqueName } from '../../support/config';
 import { eventually } from '../../support/eventually';
 

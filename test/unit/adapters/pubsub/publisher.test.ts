@@ -6,10 +6,12 @@
 import {
   PostPublisher,
   PublisherClosedError,
+  encodeMalformed,
+  encodePost,
   type PublisherOptions,
-} from '../../../src/adapters/pubsub/publisher';
-import type { PostAttributes } from '../../../src/domain/post';
-import { createLogger } from '../../../src/observability/logger';
+} from '../../../../src/adapters/pubsub/publisher';
+import { POST_SCHEMA_VERSION, type Post, type PostAttributes } from '../../../../src/domain/post';
+import { createLogger } from '../../../../src/observability/logger';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -273,4 +275,60 @@ test('without a publishFn the publisher needs a Pub/Sub client', () => {
         logger,
       }),
   ).toThrow(/PubSub client or a publishFn/);
+});
+
+describe('wire format', () => {
+  const post = {
+    id: '42',
+    received_at: '2026-11-25T18:04:05.000Z',
+    matching_rules: [
+      { id: 'r1', tag: 'space' },
+      { id: 'r2', tag: 'space' },
+      { id: 'r3', tag: null },
+      { id: 'r4', tag: 'tesla' },
+    ],
+  } as unknown as Post;
+
+  test('a post is its JSON with its id, its deduplicated rule tags and the schema version', () => {
+    const m = encodePost(post);
+    expect(JSON.parse(m.data.toString())).toEqual(post);
+    expect(m.attributes).toEqual({
+      post_id: '42',
+      rule_tags: 'space,tesla',
+      schema_version: String(POST_SCHEMA_VERSION),
+      malformed: 'false',
+    });
+  });
+
+  test('a malformed line has no post id and carries the reason, cut to 1,024 characters', () => {
+    const msg = {
+      kind: 'malformed',
+      reason: 'x'.repeat(2000),
+      raw: '{',
+      received_at: post.received_at,
+    } as const;
+    const m = encodeMalformed(msg);
+    expect(JSON.parse(m.data.toString())).toEqual(msg);
+    expect(m.attributes).toEqual({
+      post_id: '',
+      rule_tags: '',
+      schema_version: String(POST_SCHEMA_VERSION),
+      malformed: 'true',
+      error: 'x'.repeat(1024),
+    });
+  });
+
+  test('publishPost and publishMalformed hand the encoded message over with received_at as context', async () => {
+    const sent: { data: string; attributes: Record<string, string> }[] = [];
+    const { p, acked } = publisher(async (d, a) => {
+      sent.push({ data: d.toString(), attributes: a });
+      return `m${sent.length}`;
+    });
+    await p.publishPost(post);
+    await p.publishMalformed({ kind: 'malformed', reason: 'bad', raw: '{', received_at: 'later' });
+    await p.flush();
+    expect(sent.map((x) => x.attributes.malformed)).toEqual(['false', 'true']);
+    expect(sent[0]!.data).toBe(encodePost(post).data.toString());
+    expect(acked.map((a) => a.context)).toEqual([post.received_at, 'later']);
+  });
 });

@@ -1,18 +1,23 @@
 /**
- * The dashboard's `status()`: the supervisor's `status` query through a Temporal client, with every
- * way it can be unavailable turned into a sentence for the operator (never started, finished, no
- * worker answering, Temporal unreachable).
+ * The one reader of the supervisor's `status` query (the dashboard's pipeline panel and the quality
+ * activities' stream counters), through a Temporal client, with every way it can be unavailable
+ * turned into a sentence for the operator (never started, finished, no worker answering, Temporal
+ * unreachable).
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { supervisorWorkflowId, type PipelineStatus } from '../domain/pipeline-status';
-import { statusQuery } from '../workflows/messages';
-import { SupervisorUnavailableError } from './panels';
+import { supervisorWorkflowId, type PipelineStatus } from '../../domain/pipeline-status';
+import { statusQuery } from '../../workflows/messages';
+
+/** Thrown by a `status()` implementation when the supervisor cannot answer; `message` is shown as is. */
+export class SupervisorUnavailableError extends Error {
+  override readonly name = 'SupervisorUnavailableError';
+}
 
 export interface SupervisorStatusOptions {
   client: Client;
   streamName: string;
-  /** Temporal address, for the "unreachable" message. */
-  address: string;
+  /** Temporal address, for the "unreachable" message. @default the client's namespace only */
+  address?: string;
   /** Give up on the query after this long (no stream worker polling = no answer). Default 3000 ms. */
   timeoutMs?: number;
 }
@@ -35,7 +40,7 @@ export function createSupervisorStatus(opts: SupervisorStatusOptions): () => Pro
         );
       }
       throw new SupervisorUnavailableError(
-        `Cannot reach Temporal at ${opts.address} to ask the supervisor for its status: ${(err as Error).message}`,
+        `Cannot reach Temporal${opts.address ? ` at ${opts.address}` : ''} to ask the supervisor for its status: ${(err as Error).message}`,
       );
     }
     if (description.status.name !== 'RUNNING') {

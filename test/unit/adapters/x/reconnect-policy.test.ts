@@ -4,7 +4,7 @@ import {
   ReconnectPolicy,
   type Failure,
   type ReconnectDecision,
-} from '../../../src/adapters/x/reconnect-policy';
+} from '../../../../src/adapters/x/reconnect-policy';
 
 const T0 = Date.UTC(2025, 0, 1);
 const delays = (

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { LineDecoder } from '../../../src/adapters/x/stream-reader';
+import { LineDecoder } from '../../../../src/adapters/x/stream-reader';
 
 /** Feeds `body` cut at `cuts` (byte offsets) and collects the lines and the final state. */
 function decode(body: Buffer, cuts: number[]): { lines: string[]; keepAlives: number; rest?: string } {

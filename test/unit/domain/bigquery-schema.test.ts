@@ -1,7 +1,8 @@
-/** The posts schema as code: validation, the row mapping, and schema comparison. Offline. */
+/** The posts schema as code: validation, the row mapping, schema evolution and comparison. Offline. */
 import {
   POSTS_TABLE,
   breakingChangeAdvice,
+  decideSchemaEvolution,
   diffSchema,
   toPostRow,
   validatePost,
@@ -204,5 +205,91 @@ describe('diffSchema / breakingChangeAdvice', () => {
     ]);
     expect(breakingChangeAdvice('posts')).toMatch(/revert the change, or bump POST_SCHEMA_VERSION/);
     expect(breakingChangeAdvice('posts')).toContain(`posts_v${POST_SCHEMA_VERSION + 1}`);
+  });
+});
+
+describe('decideSchemaEvolution', () => {
+  const col = (name: string, type: 'STRING' | 'INT64' | 'FLOAT64' | 'BOOL' | 'TIMESTAMP') => ({
+    name,
+    type,
+    mode: 'NULLABLE' as const,
+  });
+  const post = (
+    id: string,
+    extraValues: Record<string, string | number | boolean | null>,
+    extras = [] as ReturnType<typeof col>[],
+  ) => ({
+    id,
+    extras,
+    extraValues,
+  });
+
+  test('posts without new fields pass as they are and add nothing', () => {
+    const d = decideSchemaEvolution([post('1', {})], POSTS_TABLE.columns);
+    expect(d).toEqual({ fitting: [post('1', {})], conflicts: [], newColumns: [] });
+  });
+
+  test('a new field becomes one new column, typed by the first post that has it', () => {
+    const d = decideSchemaEvolution(
+      [
+        post('1', { score: 0.5 }, [col('score', 'FLOAT64')]),
+        post('2', { score: 2 }, [col('score', 'FLOAT64')]),
+        post('3', { community_id: '7' }, [col('community_id', 'STRING')]),
+      ],
+      POSTS_TABLE.columns,
+    );
+    expect(d.newColumns).toEqual([col('score', 'FLOAT64'), col('community_id', 'STRING')]);
+    expect(d.fitting.map((p) => [p.id, p.extraValues])).toEqual([
+      ['1', { score: 0.5 }],
+      ['2', { score: 2 }],
+      ['3', { community_id: '7' }],
+    ]);
+    expect(d.conflicts).toEqual([]);
+  });
+
+  test('a field the table already has goes to that column (matched case-insensitively) and adds nothing', () => {
+    const d = decideSchemaEvolution(
+      [post('1', { Score: 3 }, [col('Score', 'FLOAT64')])],
+      [...POSTS_TABLE.columns, { name: 'score', type: 'FLOAT' }],
+    );
+    expect(d.newColumns).toEqual([]);
+    expect(d.fitting[0]!.extraValues).toEqual({ score: 3 });
+  });
+
+  test('a value that does not fit its column is a conflict naming the field and the type', () => {
+    const d = decideSchemaEvolution(
+      [
+        post('1', { score: 'high' }, [col('score', 'STRING')]),
+        post('2', { score: 1 }, [col('score', 'FLOAT64')]),
+      ],
+      [...POSTS_TABLE.columns, { name: 'score', type: 'FLOAT64' }],
+    );
+    expect(d.conflicts).toEqual([
+      {
+        post: expect.objectContaining({ id: '1' }),
+        reason: expect.stringMatching(/^field score: expected FLOAT64.*\(column type FLOAT64\)$/),
+      },
+    ]);
+    expect(d.fitting.map((p) => p.id)).toEqual(['2']);
+  });
+
+  test('a STRING column takes any value as text', () => {
+    const d = decideSchemaEvolution(
+      [post('1', { community_id: 77 }, [col('community_id', 'FLOAT64')])],
+      [...POSTS_TABLE.columns, { name: 'community_id', type: 'STRING' }],
+    );
+    expect(d.fitting[0]!.extraValues).toEqual({ community_id: '77' });
+  });
+
+  test('a field with only nulls so far gets no column and is left out of the row', () => {
+    const d = decideSchemaEvolution([post('1', { nothing: null })], POSTS_TABLE.columns);
+    expect(d.newColumns).toEqual([]);
+    expect(d.fitting[0]!.extraValues).toEqual({});
+  });
+
+  test('values of known columns in the extras are ignored', () => {
+    const d = decideSchemaEvolution([post('1', { text: 'x' }, [col('text', 'STRING')])], POSTS_TABLE.columns);
+    expect(d).toMatchObject({ newColumns: [], conflicts: [] });
+    expect(d.fitting[0]!.extraValues).toEqual({});
   });
 });

@@ -1,6 +1,6 @@
-import { Corpus, snowflake } from '../../../dev/x-api-standin/corpus';
-import { compileRule, RuleSyntaxError, type MatchablePost } from '../../../dev/x-api-standin/rule-engine';
-import { normalizeStreamLine } from '../../../src/domain/normalize';
+import { Corpus, snowflake } from '../../../../dev/x-api-standin/corpus';
+import { compileRule, RuleSyntaxError, type MatchablePost } from '../../../../dev/x-api-standin/rule-engine';
+import { normalizeStreamLine } from '../../../../src/domain/normalize';
 
 const post = (over: Partial<MatchablePost>): MatchablePost => ({
   textLower: '',

@@ -1,0 +1,35 @@
+/**
+ * The `type` of every `ApplicationFailure` the pipeline raises, in one sandbox-safe module: the
+ * adapters' error classifiers and the activities set them, the workflows name them in their retry
+ * policies (`nonRetryableErrorTypes`) instead of repeating string literals. The values are part of
+ * the contract (they appear in the Web UI, in histories and in alerts): never rename one.
+ */
+
+/** BigQuery calls (`adapters/bigquery/errors.ts`). */
+export const BigQueryFailureType = {
+  permissionDenied: 'BigQueryPermissionDenied',
+  notFound: 'BigQueryNotFound',
+  invalid: 'BigQueryInvalidRequest',
+  breakingSchemaChange: 'BigQueryBreakingSchemaChange',
+} as const;
+export type BigQueryFailureType = (typeof BigQueryFailureType)[keyof typeof BigQueryFailureType];
+
+/** Pub/Sub subscriber calls (`adapters/pubsub/subscriber.ts`). */
+export const PubSubFailureType = {
+  notFound: 'PubSubNotFound',
+  permissionDenied: 'PubSubPermissionDenied',
+  invalid: 'PubSubInvalidRequest',
+} as const;
+export type PubSubFailureType = (typeof PubSubFailureType)[keyof typeof PubSubFailureType];
+
+/** X API calls (`adapters/x/errors.ts`). */
+export const XFailureType = {
+  /** X refused a rule (or the supervisor's `setRules` update rejects with X's reason). */
+  rule: 'XRuleError',
+  /** X refused the bearer token, or none is configured. */
+  auth: 'XAuthError',
+} as const;
+export type XFailureType = (typeof XFailureType)[keyof typeof XFailureType];
+
+/** The stream worker is shutting down (retryable: another worker picks the stream up). */
+export const WORKER_SHUTDOWN_FAILURE_TYPE = 'WorkerShutdown';
