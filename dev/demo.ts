@@ -17,9 +17,9 @@ import { loadConfig, type AppConfig } from '../src/config';
 import { loadWorkflowId, supervisorWorkflowId, type PipelineStatus } from '../src/domain/pipeline-status';
 import { createLogger } from '../src/observability/logger';
 import { provision } from '../src/workers/setup';
-import { connectClient } from '../src/workers/temporal-connection';
-import { statusQuery, stopSignal } from '../src/workflows/messages';
-import type { LoadStats } from '../src/workflows/load';
+import { connectClient } from '../src/adapters/temporal/connection';
+import { loadStatsQuery, statusQuery, stopSignal } from '../src/workflows/messages';
+import { supervisorWorkflow } from '../src/workflows/supervisor';
 import { formatRate, RateWindow } from './demo/progress';
 import { WorkerProcess } from './demo/worker-process';
 import { startXStandin, type XStandin } from './x-api-standin/server';
@@ -65,7 +65,10 @@ class Resources {
 }
 
 /** Waits until the supervisor answers its `status` query (its first workflow task has run). */
-async function firstStatus(handle: WorkflowHandle, timeoutMs: number): Promise<PipelineStatus> {
+async function firstStatus(
+  handle: WorkflowHandle<typeof supervisorWorkflow>,
+  timeoutMs: number,
+): Promise<PipelineStatus> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
     try {
@@ -140,10 +143,10 @@ async function main(res: Resources): Promise<void> {
     say(`   ${name} started (pid ${w.pid})`);
   }
 
-  res.client = await connectClient(config.temporal);
-  const client = res.client;
+  const client = await connectClient(config.temporal);
+  res.client = client;
   const workflowId = supervisorWorkflowId(config.x.streamName);
-  const handle = await client.workflow.start('supervisorWorkflow', {
+  const handle = await client.workflow.start(supervisorWorkflow, {
     workflowId,
     taskQueue: config.temporal.streamTaskQueue,
     args: [{ streamName: config.x.streamName }],
@@ -174,9 +177,7 @@ async function main(res: Resources): Promise<void> {
       let loaded = 0;
       let dead = 0;
       try {
-        const ls = await client.workflow
-          .getHandle(loadWorkflowId(config.x.streamName))
-          .query<LoadStats>('loadStats');
+        const ls = await client.workflow.getHandle(loadWorkflowId(config.x.streamName)).query(loadStatsQuery);
         loaded = ls.rowsLoaded;
         dead = ls.deadLetters;
       } catch {
