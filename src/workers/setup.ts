@@ -29,7 +29,11 @@ export async function provision(config: AppConfig, logger: Logger): Promise<void
   await createBigQueryQualityStore({ bq, gcp: config.gcp, logger }).ensureResultsTable();
   const views = await ensureViews(bq, config.gcp, logger);
   logger.info(
-    { dataset: report.dataset, views: views.created.length, viewsSkipped: views.skipped },
+    {
+      dataset: report.dataset,
+      views: views.created.length + views.kept.length,
+      viewsSkipped: views.skipped,
+    },
     'BigQuery dataset, tables and views ready',
   );
 }
