@@ -223,7 +223,7 @@ export function createLoadActivities(deps: LoadActivityDeps) {
         }
       }
 
-      // 3. One row per post id within the batch (earliest publish wins; the MERGE handles earlier batches).
+      // 3. One row per post id within the batch (earliest publish wins; the insert-if-absent handles earlier batches).
       const byId = new Map<string, Candidate>();
       for (const c of candidates) {
         const prev = byId.get(c.post.id);
@@ -251,15 +251,15 @@ export function createLoadActivities(deps: LoadActivityDeps) {
       ];
 
       // 4. Write posts, then dead letters (including rows BigQuery rejected), then the audit row.
-      heartbeat({ runId, phase: 'merge posts' });
-      const merged = await sink.mergePosts(runId, rows, columns, id.workflowId);
+      heartbeat({ runId, phase: 'insert posts' });
+      const merged = await sink.insertPosts(runId, rows, columns, id.workflowId);
       const byMessage = new Map(messages.map((m) => [m.messageId, m]));
       for (const r of merged.rejected) {
         const msg = byMessage.get(String(r.row.message_id));
         if (msg) deadLetters.push(deadLetter(msg, 'bigquery_insert', r.reason, runId, now));
       }
-      heartbeat({ runId, phase: 'merge dead letters' });
-      await sink.mergeDeadLetters(runId, deadLetters);
+      heartbeat({ runId, phase: 'insert dead letters' });
+      await sink.insertDeadLetters(runId, deadLetters);
 
       const valid = candidates.length - merged.rejected.length;
       const publishTimes = messages
@@ -301,7 +301,7 @@ export function createLoadActivities(deps: LoadActivityDeps) {
       await sink.recordLoadRun(loadRun);
       await deps.beforeAck?.(runId);
 
-      // 5. Only now: acknowledge. A crash before this line means redelivery, which the MERGEs absorb.
+      // 5. Only now: acknowledge. A crash before this line means redelivery, which the inserts-if-absent absorb.
       await stopLease();
       await subscriber.acknowledge(ackIds);
 
@@ -328,8 +328,14 @@ export function createLoadActivities(deps: LoadActivityDeps) {
     loadBatch,
     /** Provisions the dataset and tables (idempotent); run once when the load workflow starts. */
     async ensureTables(): Promise<void> {
-      const report = await sink.ensureTables();
-      logger.info({ report }, 'BigQuery tables ready');
+      const { heartbeat } = currentIdentity();
+      const beat = setInterval(() => heartbeat({ phase: 'ensure tables' }), 5000);
+      try {
+        const report = await sink.ensureTables();
+        logger.info({ report }, 'BigQuery tables ready');
+      } finally {
+        clearInterval(beat);
+      }
     },
   };
 }

@@ -15,7 +15,7 @@ export type { LoadStats, LoadTotals } from './messages';
 export interface LoadWorkflowInput {
   /** Wait between batches when there is no backlog. */
   intervalMs: number;
-  /** Messages per batch (one load job + one MERGE per batch). */
+  /** Messages per batch (one load job + one insert-if-absent statement per batch). */
   batchSize: number;
   /** A batch with at least this many messages means a backlog: run the next one at once. */
   backlogThreshold: number;
@@ -43,9 +43,15 @@ const emptyTotals = (): LoadTotals => ({
   runs: 1,
 });
 
+/**
+ * Both activities heartbeat every 5 s, so a worker that dies (a SIGKILL, an evicted pod) is noticed
+ * after 30 s and the activity retried on another worker, instead of waiting out its start-to-close
+ * timeout. (It was 1 minute, and ensureTables did not heartbeat: a crash during provisioning held
+ * the whole loader for that long.)
+ */
 const { loadBatch, ensureTables } = proxyActivities<ReturnType<typeof createLoadActivities>>({
   startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '30 seconds',
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,
