@@ -42,8 +42,10 @@ export class RateWindow {
       const lastStep = steps[steps.length - 1]!;
       if (at - lastStep.at >= this.windowMs) {
         out[name] = 0; // nothing has moved for a whole window
-      } else if (steps.length < 2 || steps[0]!.baseline) {
-        out[name] = undefined; // no whole step yet
+      } else if (steps.length < 2 || steps[0]!.baseline || lastStep.at - first.at < this.windowMs / 2) {
+        // Not yet half a window of whole steps: two steps read 5 s apart (a 10 s report seen early,
+        // then one seen late) would show double the rate.
+        out[name] = undefined;
       } else {
         out[name] = (lastStep.value - first.value) / ((lastStep.at - first.at) / 1000);
       }

@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createConnection } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { readSettings, type Env } from '../../src/config';
 
@@ -339,7 +339,7 @@ export function unreadableDatabase(log: string): boolean {
 function moveDatabaseAside(why: string): string {
   const aside = join(LOCAL_DIR, `bigquery.db.unreadable-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   renameSync(bigQueryDb(), aside);
-  return `BigQuery emulator: ${why}; moved it to ${aside.replace(`${ROOT}/`, '')} and started on a fresh database`;
+  return `BigQuery emulator: ${why}; moved it to ${relative(ROOT, aside)} and started on a fresh database`;
 }
 
 export async function stackUp(
@@ -368,7 +368,7 @@ export async function stackUp(
     closeSync(out);
     child.unref();
     writeFileSync(pidFile(c.name), String(child.pid));
-    log(`starting ${c.name} (pid ${child.pid}, log .local/${c.name}.log)`);
+    log(`starting ${c.name} (pid ${child.pid}, log ${relative(ROOT, logFile(c.name))})`);
     return child.pid;
   };
   // Check ports and launch everything first, then wait: the three start in parallel.
@@ -438,7 +438,7 @@ export async function stackUp(
             }
           })
           .catch((err: Error) => {
-            throw new StackError(`${err.message}; see .local/${c.name}.log`);
+            throw new StackError(`${err.message}; see ${relative(ROOT, logFile(c.name))}`);
           }),
       );
     }

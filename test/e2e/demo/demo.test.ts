@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BigQuery } from '@google-cloud/bigquery';
 
 const ROOT = resolve(__dirname, '../../..');
 const stackDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
@@ -42,21 +41,58 @@ const ENV: NodeJS.ProcessEnv = {
 };
 for (const k of ['X_BEARER_TOKEN', 'X_BEARER_TOKEN_FILE', 'X_API_BASE_URL']) delete ENV[k];
 
-const bq = new BigQuery({ projectId: 'demo-e2e', apiEndpoint: ENV.BIGQUERY_EMULATOR_HOST });
-
+/**
+ * Rows in the demo's `posts`, asked over the emulator's REST API: the BigQuery client library
+ * prefers `BIGQUERY_EMULATOR_HOST` from this process's environment (the suite's own emulator).
+ */
 async function postsCount(): Promise<number> {
-  const [rows] = await bq.query({ query: 'SELECT COUNT(*) AS n FROM `demo-e2e.x_stream.posts`' });
-  return Number((rows[0] as { n: number }).n);
+  const res = await fetch(`${ENV.BIGQUERY_EMULATOR_HOST}/bigquery/v2/projects/demo-e2e/queries`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      query: 'SELECT COUNT(*) AS n FROM `demo-e2e.x_stream.posts`',
+      useLegacySql: false,
+    }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = (await res.json()) as { rows?: { f: { v: string }[] }[]; error?: { message?: string } };
+  if (!res.ok) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
+  return Number(body.rows?.[0]?.f[0]?.v ?? 0);
 }
 
+/** Whether any process of the group `pid` leads is alive (every process the demo starts leads its group). */
 const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, 0);
+      return true;
+    } catch {
+      /* not this way */
+    }
+  }
+  return false;
+};
+
+const killGroup = (pid: number) => {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 };
+
+/** After a failed step: SIGKILL whatever the demo left and wait until it is gone (ports, files). */
+async function cleanUp(demo: Demo): Promise<void> {
+  if (demo.child.exitCode === null) demo.child.kill('SIGKILL');
+  for (const pid of demo.pids()) killGroup(pid);
+  await until(
+    'the killed processes to be gone',
+    () => demo.pids().every((p) => !alive(p)) || undefined,
+    30_000,
+  );
+}
 
 async function until<T>(
   what: string,
@@ -64,10 +100,14 @@ async function until<T>(
   timeoutMs: number,
 ) {
   const deadline = Date.now() + timeoutMs;
+  let last = '';
   for (;;) {
-    const v = await Promise.resolve(probe()).catch(() => undefined);
+    const v = await Promise.resolve(probe()).catch((err: unknown) => {
+      last = `; last error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+      return undefined;
+    });
     if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -99,6 +139,11 @@ class Demo {
 
   waitFor(re: RegExp, timeoutMs = 120_000): Promise<RegExpMatchArray> {
     return until(`demo output ${re}`, () => this.line(re), timeoutMs);
+  }
+
+  /** The end of what it printed, for a failure message. */
+  tail(): string {
+    return `--- demo stdout (end) ---\n${this.out.split('\n').slice(-25).join('\n')}\n--- stderr ---\n${this.err.slice(-2000)}`;
   }
 
   /** Every pid the demo reported starting (stack components, workers, restarted workers). */
@@ -138,9 +183,10 @@ async function oneRun(before: number, during?: (demo: Demo) => Promise<void>) {
     const left = demo.pids().filter(alive);
     expect(left).toEqual([]);
     return { loaded, demo };
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${demo.tail()}`, { cause: err });
   } finally {
-    if (demo.child.exitCode === null) demo.child.kill('SIGKILL');
-    for (const pid of demo.pids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    await cleanUp(demo);
   }
 }
 
@@ -194,9 +240,10 @@ describe('npm run demo', () => {
       await demo.waitFor(/== pipeline running/);
       expect(await demo.stop()).toBe(0);
       expect(demo.pids().filter(alive)).toEqual([]);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${demo.tail()}`, { cause: err });
     } finally {
-      if (demo.child.exitCode === null) demo.child.kill('SIGKILL');
-      for (const pid of demo.pids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+      await cleanUp(demo);
     }
   }, 300_000);
 
@@ -211,9 +258,11 @@ describe('npm run demo', () => {
       expect(lines).toEqual([expect.stringMatching(/^demo failed: pubsub: port 47185 is already in use/)]);
       expect(demo.pids().length).toBeGreaterThan(0); // it had started the other components
       expect(demo.pids().filter(alive)).toEqual([]);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${demo.tail()}`, { cause: err });
     } finally {
       squatter.close();
-      for (const pid of demo.pids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+      await cleanUp(demo);
     }
   }, 180_000);
 });

@@ -27,6 +27,21 @@ describe('demo progress rates', () => {
     },
   );
 
+  it('stays within 20 % when the reports drift against the readings (jittered 10 s reports)', () => {
+    const w = new RateWindow(60_000);
+    // Reports every 10 s ± 3 s (a fixed pseudo-random sequence), read every 5 s.
+    const reports: number[] = [];
+    for (let t = 0, k = 0; t < 400_000; k++) reports.push((t += 10_000 + (((k * 7919) % 7) - 3) * 1000));
+    const shown: number[] = [];
+    for (let t = 2500; t <= 400_000; t += 5000) {
+      const last = reports.filter((r) => r <= t).at(-1) ?? 0;
+      const r = w.add(t, { received: last / 25, published: last / 25, loaded: last / 25 }).received; // 40/s
+      if (r !== undefined) shown.push(r);
+    }
+    expect(shown.length).toBeGreaterThan(60);
+    for (const r of shown) expect(Math.abs(r - 40)).toBeLessThan(40 * 0.2);
+  });
+
   it('goes to zero when a counter stops moving for a whole window', () => {
     const w = new RateWindow(60_000);
     let r;
