@@ -22,8 +22,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { connectClient, connectWorker } from '../src/adapters/temporal/connection';
 import { ensurePubSubResources } from '../src/adapters/pubsub/admin';
 import { createPubSub } from '../src/adapters/pubsub/client';
 import { loadConfig, type AppConfig } from '../src/config';
@@ -36,7 +37,7 @@ import {
   statusQuery,
   stopSignal,
 } from '../src/workflows/messages';
-import type { supervisorWorkflow } from '../src/workflows/supervisor';
+import { supervisorWorkflow } from '../src/workflows/supervisor';
 import { buildStreamActivities } from '../src/workers/stream-worker';
 import { formatHistory } from './history-paths';
 import { startXStandin, type XStandin } from './x-api-standin/server';
@@ -83,7 +84,7 @@ async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, what: 
 const status = (h: Supervisor): Promise<PipelineStatus> => h.query(statusQuery);
 
 function start(ctx: Ctx, input: Partial<Parameters<typeof supervisorWorkflow>[0]> = {}): Promise<Supervisor> {
-  return ctx.client.workflow.start<typeof supervisorWorkflow>('supervisorWorkflow', {
+  return ctx.client.workflow.start(supervisorWorkflow, {
     workflowId: ctx.workflowId,
     taskQueue: ctx.config.temporal.streamTaskQueue,
     args: [{ streamName: ctx.name, children: { load: false, quality: false }, ...input }],
@@ -278,11 +279,8 @@ async function main(): Promise<void> {
   Object.assign(process.env, stackEnv(stackAddresses()));
   const env = { ...process.env };
   const base = loadConfig({ ...env, LOG_LEVEL: 'warn' });
-  const client = new Client({
-    connection: await Connection.connect({ address: base.temporal.address }),
-    namespace: base.temporal.namespace,
-  });
-  const native = await NativeConnection.connect({ address: base.temporal.address });
+  const client = await connectClient(base.temporal);
+  const native = await connectWorker(base.temporal);
   const pubsub = createPubSub(base.gcp);
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../src/workflows'),

@@ -7,13 +7,14 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { loadConfigOrExit } from '../src/config';
 import { supervisorWorkflowId } from '../src/domain/pipeline-status';
 import { connectClient } from '../src/adapters/temporal/connection';
+import { supervisorWorkflow } from '../src/workflows/supervisor';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const client = await connectClient(config.temporal);
   const workflowId = supervisorWorkflowId(config.x.streamName);
   try {
-    await client.workflow.start('supervisorWorkflow', {
+    await client.workflow.start(supervisorWorkflow, {
       workflowId,
       taskQueue: config.temporal.streamTaskQueue,
       args: [{ streamName: config.x.streamName }],

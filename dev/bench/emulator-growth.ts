@@ -18,7 +18,11 @@ import { mkdtempSync, openSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBigQueryClient } from '../../src/adapters/bigquery/client';
-import { buildMergeSql, createBigQueryLoadSink, stagingSlotId } from '../../src/adapters/bigquery/writer';
+import {
+  buildInsertAbsentSql,
+  createBigQueryLoadSink,
+  stagingSlotId,
+} from '../../src/adapters/bigquery/writer';
 import { loadConfig } from '../../src/config';
 import { POSTS_TABLE, toPostRow } from '../../src/domain/bigquery-schema';
 import { createLogger } from '../../src/observability/logger';
@@ -103,7 +107,7 @@ async function main() {
   await report(0);
   for (let i = 1; i <= cycles; i++) {
     if (mode === 'writer') {
-      await sink.mergePosts(`lr_${i}`, batch(i), POSTS_TABLE.columns, 'growth');
+      await sink.insertPosts(`lr_${i}`, batch(i), POSTS_TABLE.columns, 'growth');
     } else if (mode === 'load' || mode === 'both') {
       // The load job alone: 500 rows into one staging table, WRITE_TRUNCATE.
       const rows = batch(i);
@@ -123,7 +127,7 @@ async function main() {
         ws.end(rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
       });
       if (mode === 'both') {
-        const sql = buildMergeSql(
+        const sql = buildInsertAbsentSql(
           '`growth.growth.posts`',
           '`growth.growth._stg_load`',
           POSTS_TABLE,
@@ -135,7 +139,7 @@ async function main() {
       }
     } else if (mode === 'insert' || mode === 'notin' || mode === 'count') {
       // The insert alone: the same 500 staged rows under new ids into a growing posts table.
-      if (i === 1) await sink.mergePosts('lr_0', batch(0), POSTS_TABLE.columns, 'growth');
+      if (i === 1) await sink.insertPosts('lr_0', batch(0), POSTS_TABLE.columns, 'growth');
       const staging = `growth.${stagingSlotId('posts', 'growth', new Date())}`;
       const absent =
         mode === 'notin'

@@ -2,7 +2,7 @@
  * Benchmark of the load stage (`npx tsx dev/bench/load.ts`): a backlog of BENCH_MESSAGES (default
  * 100,000) posts is published once to a topic with one subscription per batch size; each batch size
  * drains its own copy into its own dataset through the real load activity (pull → staging load →
- * MERGE → load_runs → ack). Compared with the seed's design (one streaming insert per message,
+ * insert-if-absent → load_runs → ack). Compared with the seed's design (one streaming insert per message,
  * measured on BENCH_BASELINE_SAMPLE rows) and with the ceiling of one bare load job of all rows.
  * Uses PUBSUB_EMULATOR_HOST / BIGQUERY_EMULATOR_HOST (the local stack by default). Prints JSON + a table.
  */
@@ -136,7 +136,7 @@ async function main() {
     rowsPerSecond: BASELINE_SAMPLE / baselineSeconds,
   };
 
-  // 4. Ceiling: one bare load job of all N rows (no pull, no MERGE, no ack).
+  // 4. Ceiling: one bare load job of all N rows (no pull, no insert, no ack).
   const ceilTable = bq.dataset(baseGcp.dataset).table('ceiling');
   const ndjson =
     Array.from({ length: N }, (_, i) => JSON.stringify(toPostRow(post(i), meta))).join('\n') + '\n';

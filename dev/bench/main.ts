@@ -159,7 +159,7 @@ async function runStage(p: Pipeline, label: string, offered: number): Promise<St
   const procs = sampler.stop();
   say(`stage ${label}: delivered ${ledger.length}, published ${published}, loaded ${loaded}`);
   await p.stopSupervisor(name, 60_000);
-  // Bounded: an emulator still busy with a large MERGE can take minutes to answer.
+  // Bounded: an emulator still busy with a large insert can take minutes to answer.
   const history = await bounded(p.historyEvents(name), 60_000).catch(() => ({ supervisor: NaN, load: NaN }));
   const check = await bounded(verify(p, ledger, p.standin.malformedLines(), sinceIso), 180_000).catch(
     (err: Error) => {

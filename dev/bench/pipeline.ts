@@ -8,7 +8,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import { connectClient } from '../../src/adapters/temporal/connection';
 import type { BigQuery } from '@google-cloud/bigquery';
 import { createBigQueryClient } from '../../src/adapters/bigquery/client';
 import { loadConfig, type AppConfig } from '../../src/config';
@@ -17,6 +18,7 @@ import { createLogger } from '../../src/observability/logger';
 import { provision } from '../../src/workers/setup';
 import type { LoadStats } from '../../src/workflows/load';
 import { loadStatsQuery, statusQuery, stopSignal } from '../../src/workflows/messages';
+import { supervisorWorkflow } from '../../src/workflows/supervisor';
 import { startXStandin, type StandinOptions, type XStandin } from '../x-api-standin/server';
 import { LOCAL_DIR, ROOT } from '../stack/manager';
 
@@ -163,10 +165,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const config = loadConfig({ ...env });
   await provision(config, createLogger({ level: 'warn', format: 'json' }));
   const workerEnvBase: NodeJS.ProcessEnv = { ...env, ...opts.workerEnv };
-  const client = new Client({
-    connection: await Connection.connect({ address: config.temporal.address }),
-    namespace: config.temporal.namespace,
-  });
+  const client = await connectClient(config.temporal);
   const bq = createBigQueryClient(config.gcp);
   const workers: Record<WorkerKind, ChildProcess | undefined> = { stream: undefined, batch: undefined };
 
@@ -230,7 +229,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     startWorker,
     killWorker,
     async startSupervisor(streamName, extra = {}) {
-      await client.workflow.start('supervisorWorkflow', {
+      await client.workflow.start(supervisorWorkflow, {
         workflowId: supervisorWorkflowId(streamName),
         taskQueue: config.temporal.streamTaskQueue,
         args: [{ streamName, children: { load: true, quality: false }, ...extra }],

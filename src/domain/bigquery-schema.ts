@@ -4,7 +4,7 @@
  * APIs, so workflows and tests can import it.
  *
  * Column types are restricted to what both BigQuery and the local emulator handle in NDJSON load jobs
- * and MERGE: scalars and REPEATED scalars only (no RECORD columns). Nested parts of a post are
+ * and the insert-if-absent statements: scalars and REPEATED scalars only (no RECORD columns). Nested parts of a post are
  * flattened (`author.username` → `author_username`, `matching_rules[].tag` → `matching_rule_tags`).
  *
  * Schema evolution:
@@ -37,7 +37,7 @@ export interface TableSpec {
   partitionField: string;
   /** Up to four clustering columns. */
   clustering: string[];
-  /** Columns that identify a row; MERGE keys (insert only when not matched). */
+  /** Columns that identify a row; the insert-if-absent keys (a row is inserted only when its key is absent). */
   key: string[];
 }
 
@@ -135,7 +135,12 @@ export const LOAD_RUNS_TABLE: TableSpec = {
     col('duration_ms', 'INT64', 'NULLABLE', 'finished_at - started_at.'),
     col('message_count', 'INT64', 'REQUIRED', 'Messages pulled.'),
     col('valid_count', 'INT64', 'NULLABLE', 'Messages that validated as posts.'),
-    col('rows_loaded', 'INT64', 'REQUIRED', 'Rows the MERGE inserted into posts.'),
+    col(
+      'rows_loaded',
+      'INT64',
+      'REQUIRED',
+      'Rows this batch inserted into posts (ids that were not there yet).',
+    ),
     col('duplicates_skipped', 'INT64', 'REQUIRED', 'Valid messages whose post id was already loaded.'),
     col('dead_letters', 'INT64', 'REQUIRED', 'Messages written to posts_dead_letter.'),
     col('first_publish_time', 'TIMESTAMP', 'NULLABLE', 'Earliest publish time in the batch.'),

@@ -79,7 +79,7 @@ export interface VolumeConfig extends CheckBase {
   zeroWhileConnected: boolean;
 }
 
-/** Uniqueness: duplicate `id`s in `posts` (the loader's MERGE promises exactly one row per id). */
+/** Uniqueness: duplicate `id`s in `posts` (the loader's insert-if-absent promises exactly one row per id). */
 export interface UniquenessConfig extends CheckBase {
   /** @default 1440 (posts created in the last day) */
   lookbackMinutes: number;

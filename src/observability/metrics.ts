@@ -23,7 +23,7 @@ export function createMetrics() {
     ),
     publishErrors: counter('x_publish_errors_total', 'Failed publish attempts'),
     streamConnected: gauge('x_stream_connected', '1 while the X stream is connected'),
-    rowsLoaded: counter('bq_rows_loaded_total', 'Rows merged into the posts table'),
+    rowsLoaded: counter('bq_rows_loaded_total', 'Rows inserted into the posts table (ids not there yet)'),
     duplicatesSkipped: counter('bq_duplicates_skipped_total', 'Messages whose post id was already loaded'),
     deadLetters: counter('bq_dead_letters_total', 'Messages written to the dead-letter table', ['stage']),
     dqChecksFailed: counter('dq_checks_failed_total', 'Data-quality checks that failed', ['check', 'status']),

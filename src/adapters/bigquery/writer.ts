@@ -5,7 +5,7 @@
  * `posts` (the volume): a staging table and an insert of the keys not yet present.
  *   1. NDJSON load job into a staging slot (see {@link stagingSlotId}; WRITE_TRUNCATE, deterministic job id);
  *   2. `INSERT INTO posts SELECT … FROM staging S WHERE S.load_run_id = '<run>' AND S.id NOT IN
- *      (SELECT id FROM posts [partition range])` (see buildMergeSql for why not a MERGE);
+ *      (SELECT id FROM posts [partition range])` (see buildInsertAbsentSql for why not a MERGE);
  *   3. when fewer rows went in than were staged, a check that every staged id is now in `posts`
  *      (the rest were there already); otherwise another attempt overwrote the slot, and the batch
  *      fails before its ack and is retried.
@@ -61,8 +61,8 @@ export interface RejectedRow {
   reason: string;
 }
 
-export interface MergeResult {
-  /** Rows the MERGE inserted (keys that were not in the target yet). */
+export interface InsertResult {
+  /** Rows the insert added (keys that were not in the target yet). */
   inserted: number;
   /** Rows BigQuery rejected; they were not written and belong in the dead-letter table. */
   rejected: RejectedRow[];
@@ -79,9 +79,9 @@ export interface LoadSink {
    * Rows must be unique by id. `stagingOwner` (the load workflow id) names the staging slots.
    * @default stagingOwner 'load'
    */
-  mergePosts(runId: string, rows: Row[], columns: Column[], stagingOwner?: string): Promise<MergeResult>;
+  insertPosts(runId: string, rows: Row[], columns: Column[], stagingOwner?: string): Promise<InsertResult>;
   /** Rows must be unique by message_id. Returns rows inserted. */
-  mergeDeadLetters(runId: string, rows: DeadLetterRow[]): Promise<number>;
+  insertDeadLetters(runId: string, rows: DeadLetterRow[]): Promise<number>;
   recordLoadRun(row: LoadRunRow): Promise<void>;
 }
 
@@ -161,7 +161,7 @@ export function dateRange(rows: Row[], column: string): [string, string] | null 
  * emulator runs a MERGE as a nested loop (116 s for 2,000 staged rows against 6,000, growing with the
  * table) and this as a hashed lookup (55 ms for the same rows, measured here).
  */
-export function buildMergeSql(
+export function buildInsertAbsentSql(
   target: string,
   staging: string,
   spec: TableSpec,
@@ -418,14 +418,14 @@ export function createBigQueryLoadSink({
     return dmlInserted(meta) ?? countOf(countSql);
   }
 
-  async function mergeViaStaging(
+  async function insertViaStaging(
     spec: TableSpec,
     runId: string,
     rows: Row[],
     columns: Column[],
     keyOf: (r: Row) => string,
     stagingOwner: string,
-  ): Promise<MergeResult> {
+  ): Promise<InsertResult> {
     const tableId = ids[spec.name];
     const where = `${gcp.dataset}.${tableId}`;
     const run = safeId(runId);
@@ -456,10 +456,10 @@ export function createBigQueryLoadSink({
       const rejectedKeys = new Set(rejected.map((r) => keyOf(r.row)));
       const kept = rows.filter((r) => !rejectedKeys.has(keyOf(r)));
       if (kept.length === 0) return { inserted: 0, rejected };
-      step = 'merge';
+      step = 'insert';
       const range = dateRange(kept, spec.partitionField);
       const target = fqn(gcp, tableId);
-      const sql = buildMergeSql(
+      const sql = buildInsertAbsentSql(
         target,
         fqn(gcp, stagingId),
         spec,
@@ -467,7 +467,7 @@ export function createBigQueryLoadSink({
         range,
         runId,
       );
-      const job = await runQuery(sql, `${run}_${tableId}_merge`);
+      const job = await runQuery(sql, `${run}_${tableId}_insert`);
       step = 'count';
       const rangeFilter = range
         ? ` AND DATE(${spec.partitionField}) BETWEEN DATE '${range[0]}' AND DATE '${range[1]}'`
@@ -573,12 +573,12 @@ export function createBigQueryLoadSink({
       return added;
     },
 
-    mergePosts: (runId, rows, columns, stagingOwner = 'load') =>
+    insertPosts: (runId, rows, columns, stagingOwner = 'load') =>
       rows.length === 0
         ? Promise.resolve({ inserted: 0, rejected: [] })
-        : mergeViaStaging(POSTS_TABLE, runId, rows, columns, (r) => String(r.id), stagingOwner),
+        : insertViaStaging(POSTS_TABLE, runId, rows, columns, (r) => String(r.id), stagingOwner),
 
-    async mergeDeadLetters(runId, rows) {
+    async insertDeadLetters(runId, rows) {
       if (rows.length === 0) return 0;
       return insertIfAbsent(DEAD_LETTER_TABLE, runId, rows, 'publish_time', 'load_run_id');
     },

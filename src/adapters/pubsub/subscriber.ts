@@ -201,7 +201,7 @@ export function createBatchSubscriber({
 /**
  * Keeps the lease of `ackIds` while a batch is being written: every `intervalMs` it pushes the
  * deadline `seconds` further. Errors are reported, not thrown (the write must not be interrupted;
- * if the lease is lost, Pub/Sub redelivers and the MERGE de-duplicates). Returns `stop()`.
+ * if the lease is lost, Pub/Sub redelivers and the insert-if-absent de-duplicates). Returns `stop()`.
  */
 export function keepLease(
   subscriber: BatchSubscriber,

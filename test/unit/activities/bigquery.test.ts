@@ -58,7 +58,7 @@ function fakes(messages: PulledMessage[], failOn?: 'posts' | 'deadLetters' | 'lo
     ensureTables: async () => ({}) as never,
     postsColumns: async () => POSTS_TABLE.columns,
     addPostsColumns: async () => [],
-    async mergePosts(_runId, rows) {
+    async insertPosts(_runId, rows) {
       log.push('posts');
       fail('posts');
       let inserted = 0;
@@ -70,7 +70,7 @@ function fakes(messages: PulledMessage[], failOn?: 'posts' | 'deadLetters' | 'lo
       }
       return { inserted, rejected: [] };
     },
-    async mergeDeadLetters(_runId, rows) {
+    async insertDeadLetters(_runId, rows) {
       log.push('deadLetters');
       fail('deadLetters');
       deadLetters.push(...rows);
@@ -165,9 +165,9 @@ test('the lease is extended while the batch is written', async () => {
   const f = fakes(ms);
   const slowSink: LoadSink = {
     ...f.sink,
-    async mergePosts(runId, rows, columns) {
+    async insertPosts(runId, rows, columns) {
       await f.extended; // the write outlives one lease interval
-      return f.sink.mergePosts(runId, rows, columns);
+      return f.sink.insertPosts(runId, rows, columns);
     },
   };
   await createLoadActivities({ subscriber: f.subscriber, sink: slowSink, logger }).loadBatch({

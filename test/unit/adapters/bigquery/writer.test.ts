@@ -1,16 +1,16 @@
 /** The writer's pure parts (SQL builders, pruning, chunking, partial failures) and error classification. */
 import { ApplicationFailure } from '@temporalio/common';
-import { classifyBigQueryError } from '../../../src/adapters/bigquery/errors';
+import { classifyBigQueryError } from '../../../../src/adapters/bigquery/errors';
 import {
   buildInsertIfAbsent,
-  buildMergeSql,
+  buildInsertAbsentSql,
   stagingSlotId,
   chunkRows,
   dateRange,
   pruneSince,
   rejectedFromPartialFailure,
-} from '../../../src/adapters/bigquery/writer';
-import { DEAD_LETTER_TABLE, LOAD_RUNS_TABLE, POSTS_TABLE } from '../../../src/domain/bigquery-schema';
+} from '../../../../src/adapters/bigquery/writer';
+import { DEAD_LETTER_TABLE, LOAD_RUNS_TABLE, POSTS_TABLE } from '../../../../src/domain/bigquery-schema';
 
 describe('dateRange', () => {
   test('min and max UTC dates of the column', () => {
@@ -33,8 +33,8 @@ describe('dateRange', () => {
   });
 });
 
-test('buildMergeSql inserts unmatched keys only, pruned by DATE literals', () => {
-  const sql = buildMergeSql(
+test('buildInsertAbsentSql inserts unmatched keys only, pruned by DATE literals', () => {
+  const sql = buildInsertAbsentSql(
     '`p.d.posts`',
     '`p.d._stg`',
     POSTS_TABLE,
@@ -49,7 +49,7 @@ test('buildMergeSql inserts unmatched keys only, pruned by DATE literals', () =>
       "WHERE S.id NOT IN (SELECT T.id FROM `p.d.posts` T WHERE DATE(T.created_at) BETWEEN DATE '2026-11-20' AND DATE '2026-11-26')",
     ].join('\n'),
   );
-  expect(buildMergeSql('t', 's', POSTS_TABLE, ['id'], null)).toContain(
+  expect(buildInsertAbsentSql('t', 's', POSTS_TABLE, ['id'], null)).toContain(
     'WHERE S.id NOT IN (SELECT T.id FROM t T)',
   );
 });
@@ -223,7 +223,7 @@ describe('stagingSlotId', () => {
   });
 });
 
-test('buildMergeSql takes only the staged rows of its own run when given one', () => {
-  const sql = buildMergeSql('t', 's', POSTS_TABLE, ['id'], null, "lr_abc'; DROP");
+test('buildInsertAbsentSql takes only the staged rows of its own run when given one', () => {
+  const sql = buildInsertAbsentSql('t', 's', POSTS_TABLE, ['id'], null, "lr_abc'; DROP");
   expect(sql).toContain("WHERE S.load_run_id = 'lr_abcDROP' AND S.id NOT IN");
 });
