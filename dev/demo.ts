@@ -107,10 +107,12 @@ async function main(res: Resources): Promise<void> {
 
   if (!env.X_BEARER_TOKEN && !env.X_BEARER_TOKEN_FILE && !env.X_API_BASE_URL) {
     const port = Number(env.X_STANDIN_PORT ?? 8787);
+    // Post ids from the current time: a demo run again on the same tables loads new posts.
     res.standin = await startXStandin({
       port,
       rate: Number(env.DEMO_RATE ?? 20),
       seed: 42,
+      idTimeMs: Date.now(),
       keepAliveMs: 5000,
     });
     env.X_API_BASE_URL = res.standin.url;

@@ -26,9 +26,12 @@ const TWEPOCH = 1288834974657n;
 /** A fixed virtual time base so ids are stable per seed: 2024-01-01T00:00:00Z. */
 const BASE_MS = 1704067200000n;
 
-/** A snowflake-like id: virtual time (one ms per 4096 posts) | worker (from seed) | sequence. */
-export function snowflake(seed: number, seq: number, kind = 0): string {
-  const ms = BASE_MS - TWEPOCH + BigInt(Math.floor(seq / 4096));
+/**
+ * A snowflake-like id: virtual time (one ms per 4096 posts, from `baseMs`) | worker (from seed) | sequence.
+ * @default baseMs 2024-01-01T00:00:00Z
+ */
+export function snowflake(seed: number, seq: number, kind = 0, baseMs: bigint = BASE_MS): string {
+  const ms = baseMs - TWEPOCH + BigInt(Math.floor(seq / 4096));
   const worker = BigInt(((seed >>> 0) % 512) * 2 + kind);
   return ((ms << 22n) | (worker << 12n) | BigInt(seq % 4096)).toString();
 }
@@ -156,9 +159,17 @@ export class Corpus {
   private readonly users: User[];
   private readonly seed: number;
   private seq = 0;
+  private readonly baseMs: bigint;
 
-  constructor(seed: number) {
+  /**
+   * `idTimeMs` sets the virtual time of the post ids (users keep theirs): the same seed gives the
+   * same posts, and a later `idTimeMs` gives them ids no earlier run used (a demo run again on
+   * the same BigQuery table loads new rows instead of finding every id there already).
+   * @default idTimeMs 2024-01-01T00:00:00Z
+   */
+  constructor(seed: number, idTimeMs?: number) {
     this.seed = seed;
+    this.baseMs = idTimeMs === undefined ? BASE_MS : BigInt(Math.floor(idTimeMs));
     const r = rng(seed ^ 0x5bd1e995);
     this.users = Array.from({ length: 200 }, (_, i) => {
       const first = pick(r, FIRST);
@@ -199,7 +210,7 @@ export class Corpus {
   private build(rules: readonly RuleForGeneration[], nowMs: number): GeneratedPost | undefined {
     const seq = this.seq++;
     const r = rng((this.seed * 2654435761) ^ seq);
-    const id = snowflake(this.seed, seq);
+    const id = snowflake(this.seed, seq, 0, this.baseMs);
     const rule = pick(r, rules);
     const kw = rule.seeds.length > 0 ? rule.seeds.join(' ') : 'tesla';
     const lang = pick(r, LANGS);
@@ -229,20 +240,20 @@ export class Corpus {
     const other = pick(r, this.users);
     if (kind < 0.15 && seq > 0) {
       // reply
-      const parent = snowflake(this.seed, Math.floor(r() * seq));
+      const parent = snowflake(this.seed, Math.floor(r() * seq), 0, this.baseMs);
       referenced.push({ type: 'replied_to', id: parent });
       conversationId = parent;
       mentions.push(other.username);
       text = `@${other.username} ${text}`;
     } else if (kind < 0.25 && seq > 0) {
-      referenced.push({ type: 'quoted', id: snowflake(this.seed, Math.floor(r() * seq)) });
+      referenced.push({ type: 'quoted', id: snowflake(this.seed, Math.floor(r() * seq), 0, this.baseMs) });
     } else if (kind < 0.35 && seq > 0) {
-      referenced.push({ type: 'retweeted', id: snowflake(this.seed, Math.floor(r() * seq)) });
+      referenced.push({ type: 'retweeted', id: snowflake(this.seed, Math.floor(r() * seq), 0, this.baseMs) });
       mentions.push(other.username);
       text = `RT @${other.username}: ${text}`;
     } else if (kind < 0.4 && seq > 0) {
       // an edit: a new id whose history starts with an earlier post
-      editHistory = [snowflake(this.seed, Math.floor(r() * seq)), id];
+      editHistory = [snowflake(this.seed, Math.floor(r() * seq), 0, this.baseMs), id];
     }
 
     let fullText = text;

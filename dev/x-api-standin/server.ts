@@ -64,6 +64,8 @@ export interface StandinOptions {
   /** Posts per second (default 10). */
   rate?: number;
   seed?: number;
+  /** Virtual time of the post ids (see `Corpus`). @default 2024-01-01T00:00:00Z */
+  idTimeMs?: number;
   /** Keep-alive interval (default 20 000 ms, like X). */
   keepAliveMs?: number;
   faults?: StandinFaults;
@@ -180,7 +182,7 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
   const keepAliveMs = opts.keepAliveMs ?? 20_000;
   const tickMs = opts.tickMs ?? 20;
   const historyLimit = opts.historyLimit ?? 50_000;
-  const corpus = new Corpus(seed);
+  const corpus = new Corpus(seed, opts.idTimeMs);
   const splitRng = rng(seed ^ 0x2545f491);
   let rate = opts.rate ?? 10;
   let faults: StandinFaults = { ...(opts.faults ?? {}) };

@@ -83,3 +83,21 @@ describe('stand-in corpus', () => {
     expect(edits).toBeGreaterThan(0);
   });
 });
+
+describe('post ids in virtual time', () => {
+  it('keeps the posts of a seed but gives a later run ids no earlier run used', () => {
+    const rule = compileRule('tesla');
+    const rules = [{ id: '99', tag: 'tesla', seeds: rule.seeds, match: rule.match }];
+    const take = (c: Corpus, n: number) => Array.from({ length: n }, () => c.next(rules, 0)!);
+    const first = take(new Corpus(42, Date.UTC(2026, 11, 2, 14, 0)), 5000);
+    const again = take(new Corpus(42, Date.UTC(2026, 11, 2, 14, 1)), 5000);
+    // The same text, but for the t.co links, which are made from the id.
+    const text = (p: { line: string }) =>
+      (JSON.parse(p.line) as { data: { text: string } }).data.text.replace(/https:\/\/t\.co\/\d+/g, 'link');
+    expect(again.map(text)).toEqual(first.map(text));
+    const ids = new Set(first.map((p) => p.id));
+    expect(again.filter((p) => ids.has(p.id))).toEqual([]);
+    // Later runs sort after earlier ones, like X's snowflakes.
+    expect(BigInt(again[0]!.id) > BigInt(first[first.length - 1]!.id)).toBe(true);
+  });
+});
