@@ -51,9 +51,26 @@ class Resources {
   client?: Client;
   workers: WorkerProcess[] = [];
   timers: NodeJS.Timeout[] = [];
+  /** Ticks and watchdog rounds still running: awaited before the connection closes under them. */
+  inflight = new Set<Promise<unknown>>();
+  private released?: Promise<void>;
 
-  async release(): Promise<void> {
+  /** Runs `work` as tracked background work (see {@link inflight}). */
+  track(work: Promise<unknown>): void {
+    const p = work.catch(() => undefined).finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+  }
+
+  /** Stops everything this demo started; once, however many ways out call it. */
+  release(): Promise<void> {
+    this.released ??= this.doRelease();
+    return this.released;
+  }
+
+  private async doRelease(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await Promise.all([...this.inflight]);
     await Promise.all(this.workers.map((w) => w.stop()));
     await this.standin?.close().catch(() => undefined);
     await this.client?.connection.close().catch(() => undefined);
@@ -201,16 +218,18 @@ async function main(res: Resources): Promise<void> {
       say(`   (status unavailable: ${oneLine(err)})`);
     }
   };
-  res.timers.push(setInterval(() => void tick(), 5000));
+  res.timers.push(setInterval(() => res.track(tick()), 5000));
   // A component of the stack that died (the BigQuery emulator's SQL engine can panic) is started
   // again on its own state, like a container restarted by its pod, and counted.
   res.timers.push(
     setInterval(() => {
-      void stackUp({ only, log: (l) => say(`   stack: ${l}`) })
-        .then((again) => {
-          if (again.started.includes('bigquery')) emulator.restarts++;
-        })
-        .catch((err: unknown) => say(`   stack: ${oneLine(err)}`));
+      res.track(
+        stackUp({ only, log: (l) => say(`   stack: ${l}`) })
+          .then((again) => {
+            if (again.started.includes('bigquery')) emulator.restarts++;
+          })
+          .catch((err: unknown) => say(`   stack: ${oneLine(err)}`)),
+      );
     }, 30_000),
   );
 
@@ -221,6 +240,7 @@ async function main(res: Resources): Promise<void> {
     for (const t of res.timers) clearInterval(t);
     res.timers = [];
     say('\n== stopping: draining the stream and the children');
+    await Promise.all([...res.inflight]);
     try {
       await handle.signal(stopSignal);
       await Promise.race([handle.result(), new Promise((r) => setTimeout(r, 60_000))]);
@@ -253,9 +273,14 @@ if (require.main === module) {
   process.once('exit', () => {
     for (const w of res.workers) w.killNow();
   });
-  main(res).catch(async (err: unknown) => {
+  const fail = async (err: unknown) => {
     process.stderr.write(`demo failed: ${oneLine(err)}\n`);
     await res.release().catch(() => undefined);
     process.exit(1);
-  });
+  };
+  // An error thrown from a callback (a client retry timer, a socket) is a failure like any other:
+  // one line, and everything stopped, not a stack dump with the stack left running.
+  process.on('uncaughtException', (err) => void fail(err));
+  process.on('unhandledRejection', (err) => void fail(err));
+  main(res).catch(fail);
 }
