@@ -165,14 +165,24 @@ async function main(res: Resources): Promise<void> {
   const client = await connectClient(config.temporal);
   res.client = client;
   const workflowId = supervisorWorkflowId(config.x.streamName);
-  const handle = await client.workflow.start(supervisorWorkflow, {
-    workflowId,
-    taskQueue: config.temporal.streamTaskQueue,
-    args: [{ streamName: config.x.streamName }],
-    // A supervisor that is already running (an earlier demo) is reused, not duplicated.
-    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-  });
-  await firstStatus(handle, 60_000);
+  const startSupervisor = () =>
+    client.workflow.start(supervisorWorkflow, {
+      workflowId,
+      taskQueue: config.temporal.streamTaskQueue,
+      args: [{ streamName: config.x.streamName }],
+      // A supervisor that is already running (an earlier demo) is reused, not duplicated.
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    });
+  let handle = await startSupervisor();
+  const first = await firstStatus(handle, 60_000);
+  if (first.state === 'stopping' || first.state === 'stopped') {
+    // An earlier demo stopped it and did not see it finish (its stack went down first): let it
+    // finish on these workers, then start a new run instead of showing a stopped pipeline.
+    say(`   the supervisor of an earlier run is ${first.state}; waiting for it to finish`);
+    await Promise.race([handle.result().catch(() => undefined), new Promise((r) => setTimeout(r, 120_000))]);
+    handle = await startSupervisor();
+    await firstStatus(handle, 60_000);
+  }
 
   const ui = `${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${workflowId}`;
   say('');
