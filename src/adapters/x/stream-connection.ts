@@ -132,17 +132,22 @@ class StreamConnection {
       return;
     }
     this.armStall();
-    this.req.on('error', (err: NodeJS.ErrnoException) => {
-      this.finish({
-        kind: 'failed',
-        failure: { kind: 'network' },
-        reason: 'network',
-        connectedForMs: this.connectedFor(),
-        error: err.code ?? err.message,
-      });
-    });
+    this.req.on('error', (err: NodeJS.ErrnoException) =>
+      this.failNetwork('network', err.code ?? err.message),
+    );
     this.req.on('response', (response) => this.onResponse(response));
     this.req.end();
+  }
+
+  /** The connection broke at the network level (refused, reset, ended by the server). */
+  private failNetwork(reason: 'network' | 'closed', error: string): void {
+    this.finish({
+      kind: 'failed',
+      failure: { kind: 'network' },
+      reason,
+      connectedForMs: this.connectedFor(),
+      error,
+    });
   }
 
   // --- connecting → connected -------------------------------------------------------------------
@@ -163,23 +168,9 @@ class StreamConnection {
     this.o.onEvent?.({ type: 'connected', attempt, backfillMinutes });
     this.armStall();
     response.on('data', this.onData);
-    response.on('end', () =>
-      this.finish({
-        kind: 'failed',
-        failure: { kind: 'network' },
-        reason: 'closed',
-        connectedForMs: this.connectedFor(),
-        error: 'the server ended the response',
-      }),
-    );
+    response.on('end', () => this.failNetwork('closed', 'the server ended the response'));
     response.on('error', (err: NodeJS.ErrnoException) =>
-      this.finish({
-        kind: 'failed',
-        failure: { kind: 'network' },
-        reason: 'network',
-        connectedForMs: this.connectedFor(),
-        error: err.code ?? err.message,
-      }),
+      this.failNetwork('network', err.code ?? err.message),
     );
     response.on('close', () => {
       if (!response.complete) {
