@@ -11,6 +11,8 @@ export const BigQueryFailureType = {
   notFound: 'BigQueryNotFound',
   invalid: 'BigQueryInvalidRequest',
   breakingSchemaChange: 'BigQueryBreakingSchemaChange',
+  /** Retryable: another attempt overwrote the staging slot between this one's load and insert. */
+  stagingOverwritten: 'BigQueryStagingOverwritten',
 } as const;
 export type BigQueryFailureType = (typeof BigQueryFailureType)[keyof typeof BigQueryFailureType];
 

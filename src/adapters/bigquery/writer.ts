@@ -44,6 +44,7 @@ import {
   type Row,
   type TableSpec,
 } from '../../domain/bigquery-schema';
+import { BigQueryFailureType } from '../../domain/failure-types';
 import type { Logger } from '../../observability/logger';
 import { classifyBigQueryError } from './errors';
 import {
@@ -490,7 +491,7 @@ export function createBigQueryLoadSink({
           throw ApplicationFailure.retryable(
             `${kept.length - present} of ${kept.length} staged rows are not in ${where} after the insert: ` +
               `staging table ${stagingId} was overwritten by another attempt`,
-            'BigQueryStagingOverwritten',
+            BigQueryFailureType.stagingOverwritten,
           );
         }
       }
