@@ -21,7 +21,7 @@ import {
   statusQuery,
   stopSignal,
 } from '../../../src/workflows/messages';
-import type { supervisorWorkflow } from '../../../src/workflows/supervisor';
+import { supervisorWorkflow } from '../../../src/workflows/supervisor';
 import { buildBatchActivities } from '../../../src/workers/batch-worker';
 import { buildStreamActivities } from '../../../src/workers/stream-worker';
 import { startXStandin, type XStandin } from '../../../dev/x-api-standin/server';
@@ -127,7 +127,7 @@ async function drain(subscription: string, expected: number): Promise<Map<string
 test('start, publish, pause, resume, setRules accepted and rejected, stop: every delivered post exactly once', async () => {
   const s = await setup();
   try {
-    const handle = await client.workflow.start<typeof supervisorWorkflow>('supervisorWorkflow', {
+    const handle = await client.workflow.start(supervisorWorkflow, {
       workflowId: s.workflowId,
       taskQueue: s.config.temporal.streamTaskQueue,
       args: [{ streamName: s.name, children: { load: false, quality: false } }],
@@ -135,7 +135,7 @@ test('start, publish, pause, resume, setRules accepted and rejected, stop: every
 
     // A second supervisor for the same stream is refused by the workflow id.
     await expect(
-      client.workflow.start('supervisorWorkflow', {
+      client.workflow.start(supervisorWorkflow, {
         workflowId: s.workflowId,
         taskQueue: s.config.temporal.streamTaskQueue,
         args: [{ streamName: s.name }],
@@ -238,7 +238,7 @@ test('start, publish, pause, resume, setRules accepted and rejected, stop: every
 test('continue-as-new carries state and the stream keeps flowing', async () => {
   const s = await setup(30);
   try {
-    const handle = await client.workflow.start<typeof supervisorWorkflow>('supervisorWorkflow', {
+    const handle = await client.workflow.start(supervisorWorkflow, {
       workflowId: s.workflowId,
       taskQueue: s.config.temporal.streamTaskQueue,
       args: [{ streamName: s.name, children: { load: false, quality: false }, maxHistoryEvents: 60 }],
@@ -278,7 +278,7 @@ test('a child that fails is restarted with the same id; stop then ends it', asyn
   });
   const batchRunning = batchWorker.run();
   try {
-    const handle = await client.workflow.start<typeof supervisorWorkflow>('supervisorWorkflow', {
+    const handle = await client.workflow.start(supervisorWorkflow, {
       workflowId: s.workflowId,
       taskQueue: s.config.temporal.streamTaskQueue,
       args: [{ streamName: s.name, children: { load: true, quality: false }, startPaused: true }],
