@@ -26,7 +26,7 @@ import {
 import { loadConfig } from '../../src/config';
 import { POSTS_TABLE, toPostRow } from '../../src/domain/bigquery-schema';
 import { createLogger } from '../../src/observability/logger';
-import { makePost } from '../../test/integration/bigquery/fixtures';
+import { makePost } from '../../test/support/posts';
 import { rssMiB, TOOLS_BIN } from '../stack/manager';
 
 const mode = process.argv[2] ?? 'writer';

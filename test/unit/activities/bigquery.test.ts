@@ -9,7 +9,7 @@ import {
   type Row,
 } from '../../../src/domain/bigquery-schema';
 import { createLogger } from '../../../src/observability/logger';
-import { makePost } from '../../integration/bigquery/fixtures';
+import { makePost } from '../../support/posts';
 
 const logger = createLogger({ level: 'silent', format: 'json' });
 let seq = 0;

@@ -8,7 +8,7 @@ import {
   validatePost,
 } from '../../../src/domain/bigquery-schema';
 import { POST_SCHEMA_VERSION, type Post } from '../../../src/domain/post';
-import { makePost } from '../../integration/bigquery/fixtures';
+import { makePost } from '../../support/posts';
 
 const meta = {
   messageId: 'm1',
