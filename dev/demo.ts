@@ -18,7 +18,7 @@ import { loadWorkflowId, supervisorWorkflowId, type PipelineStatus } from '../sr
 import { createLogger } from '../src/observability/logger';
 import { provision } from '../src/workers/setup';
 import { connectClient } from '../src/adapters/temporal/connection';
-import { loadStatsQuery, statusQuery, stopSignal } from '../src/workflows/messages';
+import { loadStatsQuery, pauseSignal, statusQuery, stopSignal } from '../src/workflows/messages';
 import { supervisorWorkflow } from '../src/workflows/supervisor';
 import { formatRate, RateWindow } from './demo/progress';
 import { WorkerProcess } from './demo/worker-process';
@@ -95,6 +95,35 @@ async function firstStatus(
         throw new Error(`the supervisor did not answer its status query: ${oneLine(err)}`);
       await new Promise((r) => setTimeout(r, delay));
     }
+  }
+}
+
+/**
+ * Pauses the stream (its publisher flushes) and waits until the load child has run a batch that
+ * found the subscription empty, bounded by `timeoutMs`; says what it did in one line.
+ */
+async function drainBeforeStop(
+  supervisor: WorkflowHandle<typeof supervisorWorkflow>,
+  loader: WorkflowHandle,
+  timeoutMs: number,
+): Promise<void> {
+  await supervisor.signal(pauseSignal);
+  const deadline = Date.now() + timeoutMs;
+  let pausedAt: number | undefined;
+  for (;;) {
+    const st = await supervisor.query(statusQuery).catch(() => undefined);
+    if (st?.state === 'paused' && pausedAt === undefined) pausedAt = Date.now();
+    const ls = await loader.query(loadStatsQuery).catch(() => undefined);
+    const after = ls?.lastBatchAt ? Date.parse(ls.lastBatchAt) : 0;
+    if (pausedAt !== undefined && ls && after > pausedAt && ls.lastBatch?.pulled === 0) {
+      say(`   stream paused and subscription drained: ${ls.rowsLoaded} rows loaded by this run`);
+      return;
+    }
+    if (!ls || Date.now() > deadline) {
+      say(`   the loader did not drain the subscription within ${timeoutMs / 1000} s; stopping anyway`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
@@ -194,6 +223,7 @@ async function main(res: Resources): Promise<void> {
   say('   Ctrl-C stops everything cleanly.');
   say('');
 
+  const loadHandle = client.workflow.getHandle(loadWorkflowId(config.x.streamName));
   const rates = new RateWindow(60_000);
   const emulator = { peakMiB: 0, restarts: 0 };
   const watchEmulator = !realGcp && up.started.includes('bigquery');
@@ -252,6 +282,10 @@ async function main(res: Resources): Promise<void> {
     say('\n== stopping: draining the stream and the children');
     await Promise.all([...res.inflight]);
     try {
+      // The Pub/Sub emulator keeps nothing on disk: what is still in the subscription when it stops
+      // is gone (real Pub/Sub would keep it for the next run). So, on the emulator, pause the stream
+      // first and let the loader drain the subscription, then stop.
+      if (!realGcp && up.started.includes('pubsub')) await drainBeforeStop(handle, loadHandle, 120_000);
       await handle.signal(stopSignal);
       await Promise.race([handle.result(), new Promise((r) => setTimeout(r, 60_000))]);
     } catch (err) {
