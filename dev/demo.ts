@@ -308,10 +308,6 @@ async function main(res: Resources): Promise<void> {
 }
 
 if (require.main === module) {
-  // Hold the event loop open until the demo exits on its own terms. Without a terminal on stdin
-  // (a test, a service), start-up can await only unref'd handles (the gRPC health probe of a server
-  // still starting), and Node would end the process with code 0 mid-start.
-  setInterval(() => undefined, 60_000);
   const res = new Resources();
   // However the demo ends, none of its processes (each in its own group) outlives it.
   process.once('exit', () => {

@@ -353,6 +353,18 @@ export async function stackUp(
     freshBigQuery?: boolean;
   } = {},
 ): Promise<UpResult> {
+  // Hold the event loop open while starting: the health probes of a server still starting can be
+  // the only thing awaited, and their handles are unref'd, so a caller without a terminal on stdin
+  // (a test, a service, the demo) would see Node exit with code 0 mid-start.
+  const hold = setInterval(() => undefined, 1000);
+  try {
+    return await startComponents(opts);
+  } finally {
+    clearInterval(hold);
+  }
+}
+
+async function startComponents(opts: Parameters<typeof stackUp>[0] & object): Promise<UpResult> {
   const log = opts.log ?? (() => undefined);
   const addresses = stackAddresses(opts.env);
   mkdirSync(LOCAL_DIR, { recursive: true });
