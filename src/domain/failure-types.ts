@@ -30,6 +30,8 @@ export const XFailureType = {
   rule: 'XRuleError',
   /** X refused the bearer token, or none is configured. */
   auth: 'XAuthError',
+  /** X's usage cap is reached or the app's credits are spent (HTTP 429 `usage-capped`, HTTP 402). */
+  usageCap: 'XUsageCapped',
 } as const;
 export type XFailureType = (typeof XFailureType)[keyof typeof XFailureType];
 

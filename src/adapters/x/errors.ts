@@ -69,6 +69,35 @@ export class XApiError extends Error {
 }
 
 /**
+ * X refused a call because the app's usage cap is reached or its credits are spent: HTTP 429 with
+ * the problem type `…/usage-capped` (title `UsageCapExceeded`), or HTTP 402 (payment required, e.g.
+ * `CreditsDepleted`). Unlike a rate limit it does not reset in minutes: the pipeline pauses in
+ * `budget-exhausted` with X's message and does not retry until an operator acts or the month turns.
+ */
+export class XUsageCapError extends Error {
+  override readonly name = 'XUsageCapError';
+  constructor(
+    readonly status: number,
+    /** X's problem title/detail. */
+    readonly detail: string | undefined,
+    readonly endpoint: string,
+  ) {
+    super(
+      `X refused ${endpoint}: usage cap or credits exhausted (HTTP ${status}${detail ? `: ${detail}` : ''})`,
+    );
+  }
+}
+
+/** True when an X error answer (status and parsed problem body) means the usage cap / credits. */
+export function isUsageCapProblem(status: number, problem: unknown): boolean {
+  if (status === 402) return true;
+  if (status !== 429 || typeof problem !== 'object' || problem === null) return false;
+  const p = problem as Record<string, unknown>;
+  const text = [p.type, p.title].filter((x): x is string => typeof x === 'string').join(' ');
+  return /usage-capped|UsageCapExceeded|credits|CreditsDepleted/i.test(text);
+}
+
+/**
  * Turns an error of an X API call into what the activity should throw: refused rules and refused
  * credentials cannot fix themselves (non-retryable `XRuleError` with X's problems as details,
  * `XAuthError`); anything else is returned as it is, for the retry policy.
@@ -77,5 +106,7 @@ export function classifyXError(err: unknown): unknown {
   if (err instanceof XRuleError)
     return ApplicationFailure.nonRetryable(err.message, XFailureType.rule, err.problems);
   if (err instanceof XAuthError) return ApplicationFailure.nonRetryable(err.message, XFailureType.auth);
+  if (err instanceof XUsageCapError)
+    return ApplicationFailure.nonRetryable(err.message, XFailureType.usageCap, { detail: err.detail });
   return err;
 }

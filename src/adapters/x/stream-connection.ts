@@ -20,6 +20,7 @@ import https from 'node:https';
 import { classifyStreamLine } from '../../domain/stream-line';
 import type { Logger } from '../../observability/logger';
 import { DeliveryQueue } from './delivery-queue';
+import { isUsageCapProblem } from './errors';
 import type { Failure } from './reconnect-policy';
 import type { DisconnectReason, RunOptions, StreamMessage, XStreamStats } from './stream-source';
 import { LineDecoder } from './stream-reader';
@@ -36,6 +37,8 @@ export type ConnectionOutcome =
       status?: number;
       detail?: string;
       error?: string;
+      /** X's answer was its usage cap / credits exhausted (see `isUsageCapProblem`). */
+      usageCapped?: boolean;
     };
 
 export interface StreamConnectionOptions {
@@ -195,7 +198,22 @@ class StreamConnection {
     response.on('error', () => undefined);
     response.on('end', () => {
       const detail = problemSummary(body);
-      if (status === 401 || status === 403) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        parsed = undefined;
+      }
+      if (isUsageCapProblem(status, parsed)) {
+        this.finish({
+          kind: 'failed',
+          failure: { kind: 'http', status },
+          reason: 'http',
+          status,
+          detail,
+          usageCapped: true,
+        });
+      } else if (status === 401 || status === 403) {
         this.finish({ kind: 'failed', failure: { kind: 'auth', status }, reason: 'auth', status, detail });
       } else if (status === 429) {
         const reset = Number(response.headers['x-rate-limit-reset']);

@@ -26,17 +26,19 @@
  *   are counted and logged at error level (never dropped silently).
  * - HTTP 401/403: `run` rejects with {@link XAuthError}. The bearer token is sent in the
  *   `authorization` header only; it is never logged nor put in an error.
+ * - HTTP 429 `usage-capped` or 402 (X's usage cap / credits): `run` rejects with
+ *   {@link XUsageCapError} instead of backing off and retrying every minute.
  */
 import type { Agent } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { XConfig } from '../../config';
 import type { MalformedMessage, Post } from '../../domain/post';
 import type { Logger } from '../../observability/logger';
-import { XAuthError } from './errors';
+import { XAuthError, XUsageCapError } from './errors';
 import { ReconnectPolicy, type ReconnectPolicyOptions } from './reconnect-policy';
 import { connectOnce, type ConnectionOutcome } from './stream-connection';
 
-export { XAuthError } from './errors';
+export { XAuthError, XUsageCapError } from './errors';
 
 export type StreamMessage = { kind: 'post'; post: Post } | { kind: 'malformed'; message: MalformedMessage };
 
@@ -206,6 +208,11 @@ export class XStreamSource {
           status: outcome.status,
           error: outcome.detail ?? outcome.error,
         });
+        if (outcome.usageCapped) {
+          const err = new XUsageCapError(outcome.status ?? 429, outcome.detail, `GET ${XStreamSource.PATH}`);
+          this.log.error({ status: outcome.status }, err.message);
+          throw err;
+        }
         const decision = policy.next(outcome.failure, outcome.connectedForMs, now());
         if (decision.action === 'stop') {
           const err = new XAuthError(decision.status, outcome.detail, `GET ${XStreamSource.PATH}`);
