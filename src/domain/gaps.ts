@@ -166,14 +166,18 @@ export function countGaps(
   };
 }
 
-/** The search window of a gap: widened by `marginMs` either side, `end` clamped to X's 10 s rule. */
+/**
+ * The search window of a gap: widened by `marginMs` either side (end exclusive), `end` clamped to
+ * X's rule that `end_time` be at least `minAgeMs` (10 s) before the request.
+ */
 export function searchWindow(
   gap: Pick<GapReport, 'start' | 'end'>,
   marginMs: number,
   nowMs: number,
+  minAgeMs = SEARCH_MIN_AGE_MS,
 ): { startMs: number; endMs: number } {
   const startMs = Date.parse(gap.start) - marginMs;
-  const endMs = Math.min(Date.parse(gap.end) + marginMs + 1, nowMs - SEARCH_MIN_AGE_MS);
+  const endMs = Math.min(Date.parse(gap.end) + marginMs + 1, nowMs - minAgeMs);
   return { startMs, endMs };
 }
 

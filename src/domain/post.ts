@@ -63,6 +63,12 @@ export interface Post {
   received_at: string;
   /** The original JSON line from X, byte-for-byte (as a string). */
   raw: string;
+  /**
+   * How the post was read: `search` = found by the gap fill (its `raw` is the search result
+   * re-wrapped as a stream line). Absent = the filtered stream. Optional, so it reaches BigQuery
+   * through the loader's automatic column addition (a NULLABLE `source` column; NULL = stream).
+   */
+  source?: 'search';
 }
 
 /**
