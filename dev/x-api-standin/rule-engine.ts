@@ -7,8 +7,14 @@
  *   characters around it do not prevent a match);
  * - `"exact phrase"`; `#hashtag`; `@mention`; `lang:xx`; `is:retweet|reply|quote`;
  *   `has:links|hashtags|mentions`; `from:username`;
+ * - `sample:N` (N 1-100): on X, a random N % sample of the matching posts; here it matches every
+ *   post (the stand-in only makes posts that match, so a sample of them is still all of them), and
+ *   puts nothing in the text: `tesla sample:10` generates posts about tesla;
  * - AND by juxtaposition, `OR`, negation `-term`, parentheses.
  * Any other `operator:value` is matched as a plain keyword of the whole token.
+ *
+ * Search (`/2/tweets/search/*`) takes the same language, except the stream-only operators
+ * ({@link STREAM_ONLY_OPERATORS}, found by {@link streamOnlyOperator}): X refuses a query with one.
  *
  * Invalid (reported with a reason like X's): empty rule, longer than 1024 characters, unbalanced
  * parentheses or quotes, `OR` at either end or doubled, a rule made only of negated terms.
@@ -117,8 +123,13 @@ function parse(rule: string): Node {
       n = { t: 'phrase', v: tok.v };
     } else {
       const m = /^([a-z_]+):(.+)$/.exec(tok.v);
+      if (m?.[1] === 'sample') {
+        const pct = Number(m[2]);
+        if (!Number.isInteger(pct) || pct < 1 || pct > 100)
+          throw new RuleSyntaxError(`sample: takes a whole percentage from 1 to 100, got '${m[2]}'`);
+      }
       n =
-        m && ['lang', 'is', 'has', 'from'].includes(m[1]!)
+        m && ['lang', 'is', 'has', 'from', 'sample'].includes(m[1]!)
           ? { t: 'op', op: m[1]!, v: m[2]! }
           : { t: 'term', v: tok.v };
     }
@@ -190,6 +201,8 @@ function evalNode(n: Node, post: MatchablePost): boolean {
             : n.v === 'hashtags'
               ? post.hashtags.length > 0
               : n.v === 'mentions' && post.mentions.length > 0;
+        case 'sample':
+          return true;
         default:
           return false;
       }
@@ -237,4 +250,35 @@ export function compileRule(value: string): CompiledRule {
   const seeds: string[] = [];
   positiveSeeds(node, seeds);
   return { match: (p) => evalNode(node, p), seeds };
+}
+
+/** Operators the filtered stream takes and search refuses ("not available in current product"). */
+export const STREAM_ONLY_OPERATORS = [
+  'sample',
+  'followers_count',
+  'tweets_count',
+  'following_count',
+  'listed_count',
+] as const;
+
+/**
+ * The first stream-only operator in `query` (outside quoted phrases), with its 1-based position,
+ * as X reports it: `Reference to invalid operator 'sample'. ... (at position 7)`.
+ */
+export function streamOnlyOperator(query: string): { op: string; position: number } | undefined {
+  let inQuote = false;
+  for (let i = 0; i < query.length; i++) {
+    const c = query[i]!;
+    if (c === '"') {
+      inQuote = !inQuote;
+      continue;
+    }
+    if (inQuote) continue;
+    const prev = i === 0 ? ' ' : query[i - 1]!;
+    if (!' \t\n(-'.includes(prev)) continue;
+    for (const op of STREAM_ONLY_OPERATORS) {
+      if (query.slice(i, i + op.length + 1).toLowerCase() === `${op}:`) return { op, position: i + 1 };
+    }
+  }
+  return undefined;
 }

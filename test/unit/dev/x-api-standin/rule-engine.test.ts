@@ -1,5 +1,10 @@
 import { Corpus, snowflake } from '../../../../dev/x-api-standin/corpus';
-import { compileRule, RuleSyntaxError, type MatchablePost } from '../../../../dev/x-api-standin/rule-engine';
+import {
+  compileRule,
+  RuleSyntaxError,
+  streamOnlyOperator,
+  type MatchablePost,
+} from '../../../../dev/x-api-standin/rule-engine';
 import { normalizeStreamLine } from '../../../../src/domain/normalize';
 
 const post = (over: Partial<MatchablePost>): MatchablePost => ({
@@ -25,6 +30,8 @@ describe('stand-in rule engine', () => {
     ['tesla OR', /OR/],
     ['-tesla', /non-negation/],
     ['x'.repeat(1025), /1024/],
+    ['tesla sample:0', /sample/],
+    ['tesla sample:ten', /sample/],
   ])('rejects %j', (value, reason) => {
     expect(() => compileRule(value)).toThrow(RuleSyntaxError);
     expect(() => compileRule(value)).toThrow(reason);
@@ -40,6 +47,24 @@ describe('stand-in rule engine', () => {
     );
     expect(compileRule('#EV').match(post({ hashtags: ['ev'] }))).toBe(true);
     expect(compileRule('tesla is:retweet').match(post({ textLower: 'tesla', isRetweet: false }))).toBe(false);
+  });
+});
+
+describe('sample: and the stream-only operators', () => {
+  it('sample:N matches every post and seeds nothing, so `tesla sample:10` makes posts about tesla', () => {
+    const r = compileRule('tesla sample:10');
+    expect(r.seeds).toEqual(['tesla']);
+    expect(r.match(post({ textLower: 'my tesla' }))).toBe(true);
+    expect(r.match(post({ textLower: 'my bike' }))).toBe(false);
+    expect(compileRule('sample:100').match(post({}))).toBe(true);
+  });
+
+  it('finds the first stream-only operator outside quotes, with its 1-based position', () => {
+    expect(streamOnlyOperator('tesla sample:10')).toEqual({ op: 'sample', position: 7 });
+    expect(streamOnlyOperator('(ev OR -followers_count:10)')).toEqual({ op: 'followers_count', position: 9 });
+    expect(streamOnlyOperator('LISTED_COUNT:3 tesla')).toEqual({ op: 'listed_count', position: 1 });
+    expect(streamOnlyOperator('"sample:10" tesla')).toBeUndefined();
+    expect(streamOnlyOperator('resample:10 lang:en')).toBeUndefined();
   });
 });
 
