@@ -148,6 +148,44 @@ const cpLen = (s: string): number => {
   return n;
 };
 
+/** The parts of a post (a stream line's `data` and `includes`) that rules look at. */
+export interface PostJson {
+  data: {
+    text: string;
+    lang?: string;
+    author_id?: string;
+    note_tweet?: { text: string };
+    entities?: {
+      hashtags?: { tag: string }[];
+      mentions?: { username: string }[];
+      urls?: unknown[];
+    };
+    referenced_tweets?: { type: string }[];
+  };
+  includes?: { users?: { id: string; username: string }[] };
+}
+
+/**
+ * What the rule engine matches for a post, from its JSON: the generator decides with it which rules
+ * a post matches, and search which posts a query finds, so both agree.
+ */
+export function matchableOf(p: PostJson): MatchablePost {
+  const d = p.data;
+  const refs = d.referenced_tweets ?? [];
+  const author = p.includes?.users?.find((u) => u.id === d.author_id);
+  return {
+    textLower: (d.note_tweet?.text ?? d.text).toLowerCase(),
+    hashtags: (d.entities?.hashtags ?? []).map((h) => h.tag.toLowerCase()),
+    mentions: (d.entities?.mentions ?? []).map((m) => m.username.toLowerCase()),
+    lang: d.lang ?? '',
+    username: (author?.username ?? '').toLowerCase(),
+    isRetweet: refs.some((x) => x.type === 'retweeted'),
+    isReply: refs.some((x) => x.type === 'replied_to'),
+    isQuote: refs.some((x) => x.type === 'quoted'),
+    hasLinks: (d.entities?.urls ?? []).length > 0,
+  };
+}
+
 export interface RuleForGeneration {
   id: string;
   tag?: string;
@@ -308,23 +346,14 @@ export class Corpus {
       data.note_tweet = noteEnts ? { text: fullText, entities: noteEnts } : { text: fullText };
     }
 
-    const textLower = fullText.toLowerCase();
-    const matchable: MatchablePost = {
-      textLower,
-      hashtags: hashtags.map((h) => h.toLowerCase()),
-      mentions: mentions.map((m) => m.toLowerCase()),
-      lang,
-      username: author.username,
-      isRetweet: referenced.some((x) => x.type === 'retweeted'),
-      isReply: referenced.some((x) => x.type === 'replied_to'),
-      isQuote: referenced.some((x) => x.type === 'quoted'),
-      hasLinks: urls.length > 0,
-    };
+    const includes = { users: [author] };
+    // `data` is built field by field above; it has the shape `PostJson` reads.
+    const matchable = matchableOf({ data: data as unknown as PostJson['data'], includes });
     const matching = rules.filter((ru) => ru.match(matchable));
     if (matching.length === 0) return undefined;
     const line = JSON.stringify({
       data,
-      includes: { users: [author] },
+      includes,
       matching_rules: matching.map((m) => (m.tag !== undefined ? { id: m.id, tag: m.tag } : { id: m.id })),
     });
     return { id, line };
