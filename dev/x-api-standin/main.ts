@@ -46,7 +46,8 @@ async function main(): Promise<void> {
   });
   console.log(`X API stand-in listening on ${standin.url} (rate ${values.rate}/s, seed ${values.seed})`);
   console.log(`  stream:  ${standin.url}/2/tweets/search/stream`);
-  console.log(`  control: ${standin.url}/_control/{faults,rate,ledger,stats}`);
+  console.log(`  search:  ${standin.url}/2/tweets/search/{recent,all}`);
+  console.log(`  control: ${standin.url}/_control/{faults,rate,ledger,world,stats}`);
   const stop = (): void => {
     console.log('stopping X API stand-in');
     void standin.close().then(() => process.exit(0));

@@ -1,30 +1,58 @@
 /**
- * The X API stand-in: a real HTTP server on loopback that behaves like X's filtered stream for the
- * endpoints the pipeline uses, with fault injection and a delivery ledger. Used by tests (in
+ * The X API stand-in: a real HTTP server on loopback that behaves like X's filtered stream and
+ * search for the endpoints the pipeline uses, with fault injection and ledgers. Used by tests (in
  * process, port 0), the local demo and benchmarks (`npm run x-standin`).
+ *
+ * The world: on its own clock (`tickMs`), the stand-in creates `rate` posts/s matching the active
+ * rules (none at rate 0 or without rules), whether or not a client reads the stream, as X goes on
+ * publishing while we are disconnected or stalled (`worldWhileDisconnected: false` restores the old
+ * behaviour: posts are created only while they are delivered). Every created post goes into the
+ * world history (the last `historyLimit`), which backfill replays and search reads. A post is
+ * delivered when a live connection exists that is not stalled or done.
  *
  * Endpoints (bearer auth: any non-empty token, or exactly `token` when configured):
  * - `GET  /2/tweets/search/stream/rules` — paginated (`max_results`, `pagination_token`), `ids`;
  * - `POST /2/tweets/search/stream/rules[?dry_run=true]` — `{add:[{value,tag}]}` or
  *   `{delete:{ids:[...]}}`; `DuplicateRule` (HTTP 200, in `errors`), invalid rules (HTTP 400, nothing
- *   created; see `rule-engine.ts` for what is checked), `meta.summary` counts;
+ *   created; see `rule-engine.ts` for what is checked; `sample:N` is taken), `meta.summary` counts;
  * - `GET  /2/tweets/search/stream` — NDJSON posts matching the active rules, `\r\n` after each,
  *   a bare `\r\n` keep-alive every `keepAliveMs`; `backfill_minutes` (0-5) re-sends the posts
- *   generated in the last N minutes (including any cut by a dropped connection). One connection at
- *   a time: a second one gets 429 `TooManyConnections` (after a 100 ms grace for the old socket's
- *   close to be seen, as a client that just dropped its socket reconnects at once).
- * Control (no auth): `POST /_control/faults` (JSON, merged), `POST /_control/rate` `{rate}`,
- * `GET /_control/ledger`, `POST /_control/ledger/reset`, `GET /_control/stats`.
+ *   created in the last N minutes (including any cut by a dropped connection, and those created
+ *   while no one was connected). One connection at a time: a second one gets 429
+ *   `TooManyConnections` (after a 100 ms grace for the old socket's close to be seen, as a client
+ *   that just dropped its socket reconnects at once).
+ * - `GET  /2/tweets/search/recent`, `GET /2/tweets/search/all` — X API v2 search over the world
+ *   history (see `search.ts`): `query` (compiled by `rule-engine.ts`; 512 / 1024 characters;
+ *   stream-only operators such as `sample:` refused), `start_time` (inclusive), `end_time`
+ *   (exclusive; at least `searchMinAgeMs` before the request, X's 10 s, and so by default),
+ *   `since_id` / `until_id` (exclusive), `max_results` 10-100 (default 10), `next_token` /
+ *   `pagination_token`; recent reaches back 7 days, all has no limit. Newest first:
+ *   `{data, includes, meta:{newest_id, oldest_id, result_count, next_token?}}` (`data` and
+ *   `includes` as on the stream, no `matching_rules`), or `{meta:{result_count:0}}`. Invalid
+ *   parameters are X's 400 `Invalid Request` with one entry per problem in `errors`. Every response
+ *   after auth carries `x-rate-limit-limit/remaining/reset`: `searchRateLimit` requests per window
+ *   per endpoint (400s count), then 429 until the window resets.
  *
- * Ledger: the id of every post whose complete line (with its `\r\n`) was handed to the kernel for a
- * live connection (recorded in the write callback), in write order, duplicates included; plus the
- * number of malformed lines written.
+ * Control (no auth): `POST /_control/faults` (JSON, merged; see {@link StandinFaults}: stream faults
+ * count posts delivered, search faults count search requests), `POST /_control/rate` `{rate}`,
+ * `GET /_control/ledger`, `GET /_control/world`, `POST /_control/ledger/reset`, `GET /_control/stats`.
+ *
+ * Ledgers:
+ * - delivery (`ledger()`, `GET /_control/ledger`): the id of every post whose complete line (with
+ *   its `\r\n`) was handed to the kernel for a live connection (recorded in the write callback), in
+ *   write order, duplicates included; plus the number of malformed lines written;
+ * - world (`world()`, `GET /_control/world`, which adds `createdCount`, `deliveredCount`,
+ *   `searchedCount`): `created` (`{id, created_at}` of every post created, in order, with the one cut
+ *   by `dropAfterPosts`), `delivered` (the delivery ledger's unique ids), `searched` (unique ids
+ *   returned by search). It keeps an id and a time per post created, until reset.
+ * `resetLedger()` / `POST /_control/ledger/reset` empties both, not the history.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ActiveRule, StreamRule } from '../../src/domain/rules';
 import { Corpus, rng, snowflake, type RuleForGeneration } from './corpus';
 import { compileRule, RuleSyntaxError } from './rule-engine';
+import { parseSearch, searchHistory, type HistoryEntry, type SearchEndpoint } from './search';
 
 export interface StandinFaults {
   /** The next N stream connects get HTTP 429 with `x-rate-limit-*` headers. */
@@ -55,6 +83,17 @@ export interface StandinFaults {
   duplicateEvery?: number;
   /** Honour `backfill_minutes` (default true). */
   backfill?: boolean;
+  /** The next N search requests get HTTP 429, `x-rate-limit-remaining: 0`, reset in `rateLimitResetSeconds`. */
+  searchRateLimited?: number;
+  /** The next N search requests get HTTP 503. */
+  searchUnavailable?: number;
+  /** The next N search requests that carry a `next_token` get HTTP 503 (the token stays good). */
+  searchFailPage?: number;
+  /**
+   * While true, stream connects and search requests get HTTP 429 `UsageCapExceeded` (X's monthly
+   * cap): not a rate limit, it does not pass with a reset; clear it with `{"usageCapped": false}`.
+   */
+  usageCapped?: boolean;
 }
 
 export interface StandinOptions {
@@ -75,19 +114,51 @@ export interface StandinOptions {
   rules?: StreamRule[];
   /** Generator tick (default 20 ms). */
   tickMs?: number;
-  /** Posts kept for backfill (default 50 000). */
+  /** Posts kept in the world history, for backfill and search (default 200 000). */
   historyLimit?: number;
+  /**
+   * The world creates posts while no client reads the stream (none connected, stalled, dropped),
+   * as X goes on publishing. False: posts are created only while they are delivered (the
+   * stand-in's old behaviour). @default true
+   */
+  worldWhileDisconnected?: boolean;
+  /** Search requests allowed per endpoint per window. @default { limit: 450, windowSeconds: 900 } */
+  searchRateLimit?: { limit: number; windowSeconds: number };
+  /**
+   * How old a post must be for search: `end_time` must be at least this long before the request
+   * (and is by default). X's rule is 10 s; tests set 0 to search what was just created.
+   * @default 10 000
+   */
+  searchMinAgeMs?: number;
+}
+
+/** The world ledger: what was created, delivered on the stream and found by search. */
+export interface StandinWorld {
+  /** Every matching post created, in creation order (with the post cut by `dropAfterPosts`). */
+  created: { id: string; created_at: string }[];
+  /** Unique ids written on a live connection, in first-write order. */
+  delivered: string[];
+  /** Unique ids returned in search responses' `data`, in first-return order. */
+  searched: string[];
 }
 
 export interface StandinStats {
   activeConnection: boolean;
   connects: number;
   rejected: Record<string, number>;
+  /** Sequence numbers the corpus used (attempts included). */
   postsGenerated: number;
+  /** Posts created in the world since start (not reset with the ledger). */
+  postsCreated: number;
+  /** Lines in the delivery ledger (reset with it). */
   postsWritten: number;
   malformedLinesWritten: number;
   keepAlivesWritten: number;
   backfilled: number;
+  /** Search requests received (every status), since start. */
+  searchRequests: number;
+  /** Posts returned in search responses' `data` (repeats included), since start. */
+  searchPostsReturned: number;
   rate: number;
   rules: number;
   faults: StandinFaults;
@@ -100,6 +171,9 @@ export interface XStandin {
   /** Every post id written on a live connection, in order (duplicates included). */
   ledger(): string[];
   malformedLines(): number;
+  /** Created, delivered and searched posts (see {@link StandinWorld}). */
+  world(): StandinWorld;
+  /** Empties the delivery ledger and the world ledger (not the history backfill and search read). */
   resetLedger(): void;
   stats(): StandinStats;
   /** Merges `faults` into the active faults; returns them. */
@@ -129,8 +203,32 @@ interface StoredRule extends ActiveRule {
 
 const RULES_PATH = '/2/tweets/search/stream/rules';
 const STREAM_PATH = '/2/tweets/search/stream';
+const SEARCH_PATHS: Record<string, SearchEndpoint> = {
+  '/2/tweets/search/recent': 'recent',
+  '/2/tweets/search/all': 'all',
+};
 const PROBLEMS = 'https://api.twitter.com/2/problems';
 const MALFORMED_LINE = '{"data":{"id":"0","text":"this line is cut short';
+const TOO_MANY_REQUESTS = {
+  title: 'Too Many Requests',
+  detail: 'Too Many Requests',
+  type: 'about:blank',
+  status: 429,
+};
+const SERVICE_UNAVAILABLE = {
+  title: 'Service Unavailable',
+  detail: 'Service Unavailable',
+  type: 'about:blank',
+  status: 503,
+};
+const USAGE_CAPPED = {
+  title: 'UsageCapExceeded',
+  detail: 'Usage cap exceeded: Monthly product cap',
+  type: `${PROBLEMS}/usage-capped`,
+  period: 'Monthly',
+  scope: 'Product',
+  status: 429,
+};
 
 function problem(
   res: http.ServerResponse,
@@ -181,7 +279,10 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
   const seed = opts.seed ?? 1;
   const keepAliveMs = opts.keepAliveMs ?? 20_000;
   const tickMs = opts.tickMs ?? 20;
-  const historyLimit = opts.historyLimit ?? 50_000;
+  const historyLimit = opts.historyLimit ?? 200_000;
+  const worldWhileDisconnected = opts.worldWhileDisconnected ?? true;
+  const searchLimit = opts.searchRateLimit ?? { limit: 450, windowSeconds: 900 };
+  const searchMinAgeMs = opts.searchMinAgeMs ?? 10_000;
   const corpus = new Corpus(seed, opts.idTimeMs);
   const splitRng = rng(seed ^ 0x2545f491);
   let rate = opts.rate ?? 10;
@@ -195,7 +296,17 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
   let backfilled = 0;
   let connects = 0;
   const rejected: Record<string, number> = {};
-  const history: { id: string; line: string; at: number }[] = [];
+  /** The world history, oldest first; only the last `historyLimit` entries count (see `historyStart`). */
+  const history: HistoryEntry[] = [];
+  // The world ledger: ids and creation times of created posts (parallel arrays, small per post).
+  const createdIds: string[] = [];
+  const createdMs: number[] = [];
+  const searched = new Set<string>();
+  let postsCreated = 0;
+  let lastCreatedMs = 0;
+  let searchRequests = 0;
+  let searchPostsReturned = 0;
+  const searchWindows = new Map<SearchEndpoint, { startMs: number; used: number }>();
   let live: Live | undefined;
   let carry = 0;
   let lastTick = Date.now();
@@ -302,7 +413,7 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
 
   type Action = 'drop' | 'end' | 'stall';
   /** Applies due one-shot faults; returns the action that ends this tick, if any. */
-  const dueFaults = (items: Item[]): Action | undefined => {
+  const dueFaults = (items: Item[], now: number): Action | undefined => {
     if (faults.malformedAfterPosts !== undefined && faults.malformedAfterPosts <= 0) {
       faults.malformedAfterPosts = undefined;
       items.push({ text: MALFORMED_LINE + '\r\n', malformed: true });
@@ -346,7 +457,7 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     if (faults.dropAfterPosts !== undefined && faults.dropAfterPosts <= 0) {
       faults.dropAfterPosts = undefined;
       // Cut the next post in half: it is not in the ledger, but it is in the backfill history.
-      const next = generate(Date.now());
+      const next = create(now);
       if (next) items.push({ text: next.line.slice(0, Math.max(1, Math.floor(next.line.length / 2))) });
       return 'drop';
     }
@@ -369,42 +480,58 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
 
   const compiledRules = (): RuleForGeneration[] => [...rules.values()].map((r) => r.compiled);
 
-  const generate = (now: number): { id: string; line: string } | undefined => {
-    const p = corpus.next(compiledRules(), now);
+  /** Index of the oldest history entry that counts (the array is compacted in batches). */
+  const historyStart = (): number => Math.max(0, history.length - historyLimit);
+
+  /** Creates the next post of the world: into the history and the created ledger. */
+  const create = (now: number, rulesNow = compiledRules()): { id: string; line: string } | undefined => {
+    const p = corpus.next(rulesNow, now);
     if (!p) return undefined;
     history.push({ id: p.id, line: p.line, at: now });
-    if (history.length > historyLimit) history.splice(0, history.length - historyLimit);
+    createdIds.push(p.id);
+    createdMs.push(now);
+    postsCreated++;
+    lastCreatedMs = now;
+    // Compact now and then rather than shifting a large array on every tick.
+    if (history.length > historyLimit + Math.min(10_000, Math.ceil(historyLimit / 10)))
+      history.splice(0, history.length - historyLimit);
     return p;
   };
 
+  /**
+   * Every tick the world creates `rate` posts/s matching the active rules (none without rules),
+   * delivered on the live connection when there is one that is not stalled or done. The one-shot
+   * faults count posts delivered: after the fault's action, this tick's remaining posts are
+   * created but not delivered.
+   */
   const tick = (): void => {
-    const now = Date.now();
+    // Monotonic, so that the history stays in created_at order.
+    const now = Math.max(Date.now(), lastCreatedMs);
     const dt = Math.min(now - lastTick, 1000);
     lastTick = now;
-    const l = live;
-    if (!l || l.stalled || l.done) return;
+    const l = live && !live.stalled && !live.done ? live : undefined;
+    if (!l && !worldWhileDisconnected) return;
     const items: Item[] = [];
-    let action = dueFaults(items);
-    if (!action) {
+    let action = l ? dueFaults(items, now) : undefined;
+    if (!(action && !worldWhileDisconnected)) {
       carry += (rate * dt) / 1000;
       let n = Math.floor(carry);
       carry -= n;
       const rulesNow = compiledRules();
       while (n-- > 0 && rulesNow.length > 0) {
-        const p = corpus.next(rulesNow, now);
-        if (!p) continue;
-        history.push({ id: p.id, line: p.line, at: now });
+        const p = create(now, rulesNow);
+        if (!p || !l || action) continue;
         items.push({ text: p.line + '\r\n', id: p.id });
         if (faults.duplicateEvery && ++dupCounter % faults.duplicateEvery === 0) {
           items.push({ text: p.line + '\r\n', id: p.id });
         }
         countDown();
-        action = dueFaults(items);
-        if (action) break;
+        action = dueFaults(items, now);
+        // The old behaviour: nothing is created that is not delivered.
+        if (action && !worldWhileDisconnected) break;
       }
-      if (history.length > historyLimit) history.splice(0, history.length - historyLimit);
     }
-    if (items.length > 0 || action) enqueue(l, items, action);
+    if (l && (items.length > 0 || action)) enqueue(l, items, action);
   };
   const timer = setInterval(tick, tickMs);
 
@@ -431,26 +558,24 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
       reject(401);
       return unauthorized(res);
     }
+    if (faults.usageCapped) {
+      reject(429);
+      return problem(res, 429, USAGE_CAPPED);
+    }
     if ((faults.rateLimitConnects ?? 0) > 0) {
       faults.rateLimitConnects! -= 1;
       reject(429);
       const reset = Math.floor(Date.now() / 1000) + (faults.rateLimitResetSeconds ?? 15);
-      return problem(
-        res,
-        429,
-        { title: 'Too Many Requests', detail: 'Too Many Requests', type: 'about:blank', status: 429 },
-        { 'x-rate-limit-limit': '50', 'x-rate-limit-remaining': '0', 'x-rate-limit-reset': String(reset) },
-      );
+      return problem(res, 429, TOO_MANY_REQUESTS, {
+        'x-rate-limit-limit': '50',
+        'x-rate-limit-remaining': '0',
+        'x-rate-limit-reset': String(reset),
+      });
     }
     if ((faults.unavailableConnects ?? 0) > 0) {
       faults.unavailableConnects! -= 1;
       reject(503);
-      return problem(res, 503, {
-        title: 'Service Unavailable',
-        detail: 'Service Unavailable',
-        type: 'about:blank',
-        status: 503,
-      });
+      return problem(res, 503, SERVICE_UNAVAILABLE);
     }
     const backfillParam = url.searchParams.get('backfill_minutes');
     const backfillMinutes = backfillParam === null ? 0 : Number(backfillParam);
@@ -485,7 +610,8 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     req.socket.setNoDelay(true);
     const l: Live = { res, socket: req.socket, stalled: false, done: false, queue: Promise.resolve() };
     live = l;
-    lastTick = Date.now();
+    // Without the world, nothing was created while no one was connected: start counting now.
+    if (!worldWhileDisconnected) lastTick = Date.now();
     const onClose = (): void => {
       l.done = true;
       if (l.keepAlive) clearInterval(l.keepAlive);
@@ -493,6 +619,11 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     };
     res.on('close', onClose);
     res.on('error', onClose);
+    // A client that half-closes is going: like X, end the response after what is already queued,
+    // and write nothing more (the world goes on creating; backfill or search can find the rest).
+    req.socket.once('end', () => {
+      if (!l.done) enqueue(l, [], 'end');
+    });
     l.keepAlive = setInterval(() => {
       if (l.stalled || l.done) return;
       l.queue = l.queue.then(() => {
@@ -503,10 +634,83 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     }, keepAliveMs);
     if (backfillMinutes > 0 && faults.backfill !== false) {
       const since = Date.now() - backfillMinutes * 60_000;
-      const items = history.filter((h) => h.at >= since).map((h) => ({ text: h.line + '\r\n', id: h.id }));
+      const items = history
+        .slice(historyStart())
+        .filter((h) => h.at >= since)
+        .map((h) => ({ text: h.line + '\r\n', id: h.id }));
       backfilled += items.length;
       if (items.length > 0) enqueue(l, items);
     }
+  };
+
+  /** `GET /2/tweets/search/{recent,all}`: checks in the order auth, cap, limits, faults, request. */
+  const handleSearch = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    endpoint: SearchEndpoint,
+  ): void => {
+    searchRequests++;
+    const now = Date.now();
+    if (!authorized(req)) {
+      reject(401);
+      return unauthorized(res);
+    }
+    let w = searchWindows.get(endpoint);
+    if (!w || now >= w.startMs + searchLimit.windowSeconds * 1000) {
+      w = { startMs: now, used: 0 };
+      searchWindows.set(endpoint, w);
+    }
+    const windowReset = String(Math.ceil((w.startMs + searchLimit.windowSeconds * 1000) / 1000));
+    const limits = (remaining: number, reset = windowReset): Record<string, string> => ({
+      'x-rate-limit-limit': String(searchLimit.limit),
+      'x-rate-limit-remaining': String(Math.max(0, remaining)),
+      'x-rate-limit-reset': reset,
+    });
+    const refuse = (status: number, body: Record<string, unknown>, headers: Record<string, string>): void => {
+      reject(status);
+      problem(res, status, body, headers);
+    };
+    if (faults.usageCapped) return refuse(429, USAGE_CAPPED, limits(searchLimit.limit - w.used));
+    if ((faults.searchRateLimited ?? 0) > 0) {
+      faults.searchRateLimited! -= 1;
+      const reset = String(Math.floor(now / 1000) + (faults.rateLimitResetSeconds ?? 15));
+      return refuse(429, TOO_MANY_REQUESTS, limits(0, reset));
+    }
+    if (w.used >= searchLimit.limit) return refuse(429, TOO_MANY_REQUESTS, limits(0));
+    w.used++;
+    const headers = limits(searchLimit.limit - w.used);
+    if ((faults.searchUnavailable ?? 0) > 0) {
+      faults.searchUnavailable! -= 1;
+      return refuse(503, SERVICE_UNAVAILABLE, headers);
+    }
+    const parsed = parseSearch(endpoint, url.searchParams, now, searchMinAgeMs);
+    if ('errors' in parsed) {
+      return refuse(
+        400,
+        {
+          title: 'Invalid Request',
+          detail: 'One or more parameters to your request was invalid.',
+          type: `${PROBLEMS}/invalid-request`,
+          errors: parsed.errors,
+        },
+        headers,
+      );
+    }
+    if (parsed.query.paginated && (faults.searchFailPage ?? 0) > 0) {
+      faults.searchFailPage! -= 1;
+      return refuse(503, SERVICE_UNAVAILABLE, headers);
+    }
+    const { body, ids } = searchHistory(history, historyStart(), parsed.query);
+    for (const id of ids) searched.add(id);
+    searchPostsReturned += ids.length;
+    const text = JSON.stringify(body);
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      ...headers,
+    });
+    res.end(text);
   };
 
   const handleRulesGet = (res: http.ServerResponse, url: URL): void => {
@@ -623,19 +827,30 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
   const api: Omit<XStandin, 'url' | 'port' | 'close'> = {
     ledger: () => [...ledger],
     malformedLines: () => malformedWritten,
+    world: () => ({
+      created: createdIds.map((id, i) => ({ id, created_at: new Date(createdMs[i]!).toISOString() })),
+      delivered: [...new Set(ledger)],
+      searched: [...searched],
+    }),
     resetLedger: () => {
       ledger.length = 0;
       malformedWritten = 0;
+      createdIds.length = 0;
+      createdMs.length = 0;
+      searched.clear();
     },
     stats: () => ({
       activeConnection: live !== undefined && !live.done,
       connects,
       rejected: { ...rejected },
       postsGenerated: corpus.generated,
+      postsCreated,
       postsWritten: ledger.length,
       malformedLinesWritten: malformedWritten,
       keepAlivesWritten,
       backfilled,
+      searchRequests,
+      searchPostsReturned,
       rate,
       rules: rules.size,
       faults: { ...faults },
@@ -665,6 +880,15 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
         malformedLines: malformedWritten,
       });
     }
+    if (req.method === 'GET' && path === '/_control/world') {
+      const w = api.world();
+      return json(res, 200, {
+        ...w,
+        createdCount: w.created.length,
+        deliveredCount: w.delivered.length,
+        searchedCount: w.searched.length,
+      });
+    }
     if (req.method === 'POST' && path === '/_control/ledger/reset') {
       api.resetLedger();
       return json(res, 200, { ok: true });
@@ -690,6 +914,8 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     const run = async (): Promise<void> => {
       if (path.startsWith('/_control/')) return handleControl(req, res, path);
       if (path === STREAM_PATH && req.method === 'GET') return handleStream(req, res, url);
+      const searchEndpoint = SEARCH_PATHS[path];
+      if (searchEndpoint && req.method === 'GET') return handleSearch(req, res, url, searchEndpoint);
       if (path === RULES_PATH) {
         if (!authorized(req)) return unauthorized(res);
         if (req.method === 'GET') return handleRulesGet(res, url);
