@@ -8,6 +8,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 
+import { groupGone } from '../stack/process-group';
+
 export interface BackoffPolicy {
   initialMs: number;
   maxMs: number;
@@ -88,8 +90,10 @@ export class WorkerProcess {
     const kill = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), graceMs);
     await exited;
     clearTimeout(kill);
-    // Anything the worker itself spawned in its group goes too.
+    // Anything the worker itself spawned in its group goes too (tsx runs the worker as its child),
+    // and the group is gone before this resolves.
     signalGroup(child.pid!, 'SIGKILL');
+    await groupGone(child.pid!, 10_000);
   }
 
   /** Last resort on process exit: no child outlives the demo. */

@@ -20,6 +20,7 @@ import { createConnection } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { readSettings, type Env } from '../../src/config';
+import { groupGone } from './process-group';
 
 export const ROOT = resolve(__dirname, '../..');
 /**
@@ -508,14 +509,15 @@ export async function stackDown(
       } catch {
         process.kill(pid!, 'SIGTERM');
       }
-      const deadline = Date.now() + 15_000;
-      while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (alive(pid)) {
+      // The whole group, not just its leader: the Pub/Sub emulator's launcher is a shell script whose
+      // Java child can outlive it by a moment (a caller that checks right after would find it alive).
+      if (!(await groupGone(pid!, 15_000))) {
         try {
           process.kill(-pid!, 'SIGKILL');
         } catch {
           /* already gone */
         }
+        await groupGone(pid!, 5_000);
       }
       stopped.push(c.name);
       log(`stopped ${c.name} (pid ${pid})`);

@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { QualityChecksOverrides } from '../domain/quality';
+import type { BudgetSettings } from '../domain/budget';
+import type { GapFillSettings } from '../domain/gaps';
 import { parseRules, type StreamRule } from '../domain/rules';
 import { settings, type SettingKey, type SettingValue } from './settings';
 
@@ -83,6 +85,8 @@ export interface XConfig {
   /** On abort (pause/stop), read what X already sent for up to this long before closing. */
   closeDrainMs: number;
   backfillMinutes: number;
+  gapFill: GapFillSettings;
+  budget: BudgetSettings;
 }
 
 export interface PublishConfig {
@@ -217,6 +221,16 @@ export function loadConfig(
       stallTimeoutMs: v.xStallTimeoutMs!,
       closeDrainMs: v.xCloseDrainMs!,
       backfillMinutes: v.xBackfillMinutes!,
+      gapFill: {
+        enabled: v.xGapFill!,
+        onResume: v.xGapFillOnResume!,
+        marginMs: v.xGapMarginSeconds! * 1000,
+        fullArchive: v.xFullArchiveSearch!,
+      },
+      budget: {
+        ...(v.xMonthlyPostBudget !== undefined ? { monthlyPosts: v.xMonthlyPostBudget } : {}),
+        costPerPostUsd: v.xCostPerPostUsd!,
+      },
     },
     publish: {
       maxMessages: v.publishMaxMessages!,

@@ -362,6 +362,57 @@ export const settings = {
     default: '0',
     schema: z.coerce.number().int().min(0).max(5),
   }),
+  xGapFill: s({
+    env: 'X_GAP_FILL',
+    group: 'Gap fill and read budget',
+    form: 'true or false',
+    description:
+      'Search every interval the stream was not delivering (disconnect, stall, crash, pause, continue-as-new) with recent search and publish what it finds (false: gaps are only recorded).',
+    default: 'true',
+    schema: parsers.boolean(),
+  }),
+  xGapFillOnResume: s({
+    env: 'X_GAP_FILL_ON_RESUME',
+    group: 'Gap fill and read budget',
+    form: 'true or false',
+    description: 'Fill the gap an intentional pause left when the stream resumes (false: record it as skipped).',
+    default: 'true',
+    schema: parsers.boolean(),
+  }),
+  xGapMarginSeconds: s({
+    env: 'X_GAP_MARGIN_SECONDS',
+    group: 'Gap fill and read budget',
+    form: 'an integer 0-3600 (seconds)',
+    description:
+      'Each gap is searched widened by this either side (posts at the edges are read twice; the loader keeps one row).',
+    default: '30',
+    schema: z.coerce.number().int().min(0).max(3600),
+  }),
+  xFullArchiveSearch: s({
+    env: 'X_FULL_ARCHIVE_SEARCH',
+    group: 'Gap fill and read budget',
+    form: 'true or false',
+    description:
+      'The app may call full-archive search (/2/tweets/search/all): gaps older than 7 days are filled instead of reported unrecoverable.',
+    default: 'false',
+    schema: parsers.boolean(),
+  }),
+  xMonthlyPostBudget: s({
+    env: 'X_MONTHLY_POST_BUDGET',
+    group: 'Gap fill and read budget',
+    form: 'a positive integer (posts)',
+    description:
+      'Posts read from X (stream and search) per UTC calendar month: a warning at 80 %, the stream held as budget-exhausted at 100 % until the month turns or setBudget raises it. Unset = no limit.',
+    schema: parsers.positiveInt(),
+  }),
+  xCostPerPostUsd: s({
+    env: 'X_COST_PER_POST_USD',
+    group: 'Gap fill and read budget',
+    form: 'a non-negative number (US dollars)',
+    description: 'Price of one post read, for the estimated cost shown in status and on the dashboard.',
+    default: '0.005',
+    schema: z.coerce.number().min(0),
+  }),
 
   // --- stream → Pub/Sub ---
   publishMaxMessages: s({

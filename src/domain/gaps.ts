@@ -198,3 +198,48 @@ export function endpointFor(
   if (startMs > nowMs - RECENT_SEARCH_WINDOW_MS + 60_000) return 'recent';
   return fullArchive ? 'all' : undefined;
 }
+
+/** The gap-fill settings the supervisor resolves from the stream worker's configuration. */
+export interface GapFillSettings {
+  /** `X_GAP_FILL`: search every gap (false: gaps are recorded, counted and skipped). */
+  enabled: boolean;
+  /** `X_GAP_FILL_ON_RESUME`: fill the gap an intentional pause left. */
+  onResume: boolean;
+  /** `X_GAP_MARGIN_SECONDS` × 1000: the search window is the gap widened by this either side. */
+  marginMs: number;
+  /** `X_FULL_ARCHIVE_SEARCH`: the app may call `/2/tweets/search/all` (gaps older than 7 days). */
+  fullArchive: boolean;
+}
+
+export const DEFAULT_GAP_FILL: GapFillSettings = {
+  enabled: true,
+  onResume: true,
+  marginMs: 30_000,
+  fullArchive: false,
+};
+
+/** Input of the `fillGap` activity (stream task queue: it holds the X token and the publisher). */
+export interface FillGapInput {
+  /** The supervisor's workflow id (for logs and the publish attributes). */
+  supervisorWorkflowId: string;
+  gap: GapReport;
+  /**
+   * The rules to search for. X's rule id becomes each post's `matching_rules` id, as on the stream;
+   * a rule given without one is looked up in X's active rules by its value.
+   */
+  rules: { id?: string; value: string; tag?: string }[];
+  marginMs: number;
+  fullArchive: boolean;
+}
+
+/** What the gap-fill child shows in its `gapFillProgress` query. */
+export interface GapFillProgress {
+  /** Gap ids waiting (oldest first). */
+  queued: string[];
+  /** The gap being searched now, with when its window became searchable. */
+  current?: { id: string; since: string };
+  filled: number;
+  unrecoverable: number;
+  postsFound: number;
+  postsPublished: number;
+}

@@ -3,8 +3,15 @@
  * Sandbox-safe: shared by workflows, activities, the dashboard and the CLI helpers.
  */
 import type { StreamRule } from './rules';
+import type { BudgetStatus } from './budget';
+import type { Gap, GapCounts, GapReason, GapReport } from './gaps';
 
-export type PipelineState = 'starting' | 'running' | 'paused' | 'stopping' | 'stopped';
+/**
+ * `budget-exhausted`: the stream is held because the monthly read budget is spent or X answered
+ * that the app's usage cap is reached; it resumes when the month turns or an operator raises the
+ * budget (`setBudget`) or resumes.
+ */
+export type PipelineState = 'starting' | 'running' | 'paused' | 'budget-exhausted' | 'stopping' | 'stopped';
 export type QualityStatus = 'ok' | 'warn' | 'fail';
 
 /** Cumulative progress of the stream activity (summed across activity attempts and runs). */
@@ -28,6 +35,8 @@ export interface StreamProgress {
   lastPostId?: string;
   /** ISO time the last post was received. */
   lastPostAt?: string;
+  /** X's `created_at` of the newest post received (where a gap starts if the stream stops now). */
+  lastPostCreatedAt?: string;
   lastError?: string;
   /** ISO time of the last progress report. */
   updatedAt?: string;
@@ -65,6 +74,11 @@ export interface ProgressReport {
   progress: StreamProgress;
   /** Deltas since the previous report of this reporter. */
   publishedByMinute: MinuteCount[];
+  /**
+   * Gaps this attempt closed (a reconnect within the attempt, or the gap it was started across),
+   * repeated until a report carrying them was delivered; the supervisor records each id once.
+   */
+  gaps?: GapReport[];
 }
 
 export interface CheckOutcome {
@@ -101,8 +115,23 @@ export interface PipelineStatus {
   /** How many times this supervisor has continued-as-new. */
   generation: number;
   startedAt: string;
+  /** The gap ledger: counts, the gap open now (the stream is not delivering), recent gaps. */
+  gaps?: GapsStatus;
+  /** Posts read from X this UTC day and month, the estimated cost, the budget and any hold. */
+  budget?: BudgetStatus;
 }
 
+export interface GapsStatus {
+  counts: GapCounts;
+  /** Set while the stream is not delivering: where the next gap starts and why. */
+  open?: { start: string; reason: GapReason };
+  /** Unfinished gaps and the newest finished ones, oldest first. */
+  ledger: Gap[];
+}
+
+export function gapFillWorkflowId(streamName: string): string {
+  return `x-ingest-${streamName}-gapfill`;
+}
 export function supervisorWorkflowId(streamName: string): string {
   return `x-ingest-${streamName}`;
 }

@@ -26,6 +26,18 @@ export function createMetrics() {
     rowsLoaded: counter('bq_rows_loaded_total', 'Rows inserted into the posts table (ids not there yet)'),
     duplicatesSkipped: counter('bq_duplicates_skipped_total', 'Messages whose post id was already loaded'),
     deadLetters: counter('bq_dead_letters_total', 'Messages written to the dead-letter table', ['stage']),
+    gapSearchPosts: counter(
+      'x_gap_search_posts_total',
+      'Posts read by search to fill stream gaps (margins included), by endpoint',
+      ['endpoint'],
+    ),
+    gapsFilled: counter('x_gaps_filled_total', 'Gaps searched, by outcome (filled or unrecoverable)', ['state']),
+    budgetWarnings: counter(
+      'x_read_budget_warnings_total',
+      'Read-budget warnings raised (level 80 or 100 percent, or X usage cap)',
+      ['level'],
+    ),
+    budgetUsedRatio: gauge('x_read_budget_used_ratio', 'Posts read this month / X_MONTHLY_POST_BUDGET'),
     dqChecksFailed: counter('dq_checks_failed_total', 'Data-quality checks that failed', ['check', 'status']),
   };
 }

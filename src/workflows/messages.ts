@@ -6,6 +6,8 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { LoadBatchResult } from '../activities/bigquery';
+import type { BudgetStatus } from '../domain/budget';
+import type { GapFillProgress, GapFillResult, GapReport } from '../domain/gaps';
 import type { DataQualityVerdict, PipelineStatus, ProgressReport } from '../domain/pipeline-status';
 import type { ActiveRule, StreamRule } from '../domain/rules';
 
@@ -17,11 +19,27 @@ export const stopSignal = defineSignal('stop');
 /** Validates the rules with X's dry_run, applies them, returns the applied set; rejects with X's reason. */
 export const setRulesUpdate = defineUpdate<ActiveRule[], [StreamRule[]]>('setRules');
 export const statusQuery = defineQuery<PipelineStatus>('status');
+/**
+ * Sets the monthly read budget (`{"monthlyPosts": N}`; `null` = no limit) and returns the budget
+ * status; a stream held by an exhausted budget resumes when the new budget is not exhausted.
+ */
+export const setBudgetUpdate = defineUpdate<BudgetStatus, [{ monthlyPosts: number | null }]>('setBudget');
 
 // --- supervisor: from its activity and children ---
 /** Sent by the stream activity every few seconds (see `ProgressReport`). */
 export const progressSignal = defineSignal<[ProgressReport]>('progress');
 export const dataQualityVerdictSignal = defineSignal<[DataQualityVerdict]>('dataQualityVerdict');
+/** Sent by the gap-fill child when a gap is filled or found unrecoverable. */
+export const gapFilledSignal = defineSignal<[GapFillResult]>('gapFilled');
+
+// --- gap-fill child (`gapFillWorkflow`) ---
+/** Gaps to fill (ids already queued or done are ignored) with the rules to search for. */
+export interface FillGapsRequest {
+  gaps: GapReport[];
+  rules: { id?: string; value: string; tag?: string }[];
+}
+export const fillGapsSignal = defineSignal<[FillGapsRequest]>('fillGaps');
+export const gapFillProgressQuery = defineQuery<GapFillProgress>('gapFillProgress');
 
 // --- load child (`loadWorkflow`) ---
 /** Counters of a load workflow chain, carried across continue-as-new. */

@@ -12,7 +12,7 @@ import {
   type StandinOptions,
   type XStandin,
 } from '../../../dev/x-api-standin/server';
-import { XAuthError } from '../../../src/adapters/x/errors';
+import { XAuthError, XUsageCapError } from '../../../src/adapters/x/errors';
 import {
   XStreamSource,
   type StreamMessage,
@@ -295,6 +295,18 @@ describe('XStreamSource against the stand-in', () => {
     expect((err as Error).message).toMatch(/X_BEARER_TOKEN/);
     expect((err as Error).message).not.toContain(TOKEN);
     expect(JSON.stringify(err)).not.toContain(TOKEN);
+  });
+
+  it("X's usage cap on connect: stops with XUsageCapError after one try, not a retry every minute", async () => {
+    const h = await harness({ standin: { faults: { usageCapped: true } } });
+    const err = await h.run.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(XUsageCapError);
+    expect((err as Error).message).toMatch(/Monthly product cap/);
+    expect(h.delays).toEqual([]);
+    expect(h.standin.stats().rejected).toEqual({ 429: 1 });
   });
 
   it('a second connection gets 429 TooManyConnections, like X', async () => {
