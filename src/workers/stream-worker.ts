@@ -1,13 +1,15 @@
 /**
- * The stream worker: polls the stream task queue (supervisor workflow + stream activity), holds the
- * one X connection and publishes to Pub/Sub. One replica is enough: the workflow id guarantees one
- * stream per X app.
+ * The stream worker: polls the stream task queue (supervisor workflow, stream activity, gap-fill
+ * activity), holds the one X connection and the X token, and publishes to Pub/Sub. One replica is
+ * enough: the workflow id guarantees one stream per X app.
  */
 import type { Client } from '@temporalio/client';
+import { createGapFillActivities } from '../activities/gap-fill';
 import { createStreamActivities } from '../activities/stream';
 import type { AppConfig } from '../config';
 import { createPubSub } from '../adapters/pubsub/client';
 import { createXRulesClient } from '../adapters/x/rules-client';
+import { XSearchClient } from '../adapters/x/search-client';
 import { createXStreamSource } from '../adapters/x/stream-source';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
@@ -21,18 +23,41 @@ export function buildStreamActivities(
 ) {
   const pubsub = createPubSub(config.gcp);
   const xLogger = logger.child({ component: 'x' });
-  const activities = createStreamActivities({
-    config,
-    logger: logger.child({ component: 'stream-activity' }),
-    metrics: deps.metrics,
-    pubsub,
-    // Without a token the rule activities fail with a non-retryable XAuthError naming the setting.
-    rulesClient: config.x.bearerToken ? createXRulesClient(config.x, xLogger) : undefined,
-    createSource: () => createXStreamSource(config.x, xLogger),
-    reportProgress: (workflowId, report) =>
-      deps.client.workflow.getHandle(workflowId).signal(progressSignal, report),
-    shutdownSignal: deps.shutdownSignal,
-  });
+  // Without a token the rule and gap-fill activities fail with a non-retryable XAuthError naming
+  // the setting; the worker itself starts.
+  const rulesClient = config.x.bearerToken ? createXRulesClient(config.x, xLogger) : undefined;
+  const { bearerToken } = config.x;
+  const searchClient = bearerToken
+    ? new XSearchClient({
+        baseUrl: config.x.baseUrl,
+        bearerToken,
+        tweetFields: config.x.tweetFields,
+        expansions: config.x.expansions,
+        userFields: config.x.userFields,
+      })
+    : undefined;
+  const activities = {
+    ...createStreamActivities({
+      config,
+      logger: logger.child({ component: 'stream-activity' }),
+      metrics: deps.metrics,
+      pubsub,
+      rulesClient,
+      createSource: () => createXStreamSource(config.x, xLogger),
+      reportProgress: (workflowId, report) =>
+        deps.client.workflow.getHandle(workflowId).signal(progressSignal, report),
+      shutdownSignal: deps.shutdownSignal,
+    }),
+    ...createGapFillActivities({
+      config,
+      logger: logger.child({ component: 'gap-fill-activity' }),
+      metrics: deps.metrics,
+      pubsub,
+      rulesClient,
+      createSearchClient: () => searchClient,
+      shutdownSignal: deps.shutdownSignal,
+    }),
+  };
   return { activities, close: () => pubsub.close() };
 }
 
