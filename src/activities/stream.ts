@@ -11,6 +11,9 @@ import type { XRulesClient } from '../adapters/x/rules-client';
 import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
 import { PostPublisher } from '../adapters/pubsub/publisher';
 import { WORKER_SHUTDOWN_FAILURE_TYPE, XFailureType } from '../domain/failure-types';
+import type { BudgetNotice, BudgetSettings } from '../domain/budget';
+import { GapTracker, type GapFillSettings, type GapReport, type OpenGap } from '../domain/gaps';
+import { postJson } from '../adapters/webhook';
 import type { PostAttributes } from '../domain/post';
 import {
   emptyProgress,
@@ -31,12 +34,20 @@ export interface WorkerSettings {
   loadBatchSize: number;
   loadBacklogThreshold: number;
   dqIntervalMs: number;
+  /** Absent in supervisors started before gap fill existed (the defaults apply). */
+  gapFill?: GapFillSettings;
+  budget?: BudgetSettings;
 }
 
 export interface StreamActivityInput {
   supervisorWorkflowId: string;
   /** Ask X to replay up to this many missed minutes after a gap (0 = off). */
   backfillMinutes: number;
+  /**
+   * The gap the supervisor has open (the stream was not delivering since `start`: a pause, a failed
+   * attempt, a continue-as-new); the first post this activity receives closes and reports it.
+   */
+  gap?: OpenGap;
 }
 
 export interface StreamActivityResult {
@@ -50,10 +61,39 @@ export interface StreamHeartbeat {
   progress: StreamProgress;
   /** Epoch ms of the last post received, for backfill after a crash. */
   lastPostAtMs?: number;
+  /** X's `created_at` of the newest post received: a retried attempt's gap starts there. */
+  lastPostCreatedAt?: string;
+  /** The gap open when the attempt heartbeated (a disconnect not yet followed by a post). */
+  openGap?: OpenGap;
+  /** Gaps closed but not yet delivered to the supervisor in a progress report. */
+  pendingGaps?: GapReport[];
+}
+
+/**
+ * Where the gap tracker of an attempt starts. A first attempt carries the supervisor's open gap; a
+ * retried attempt (its predecessor crashed, was shut down or timed out) carries its predecessor's
+ * heartbeat: its open gap, its unreported gaps, and otherwise a `worker-restart` gap from the
+ * predecessor's last post (or, before any post, the supervisor's gap or the predecessor's start).
+ */
+export function carriedGaps(
+  input: Pick<StreamActivityInput, 'gap'>,
+  previous: StreamHeartbeat | undefined,
+): ConstructorParameters<typeof GapTracker>[1] {
+  if (!previous) return { open: input.gap };
+  const start =
+    previous.lastPostCreatedAt ??
+    input.gap?.start ??
+    previous.progress.connectedSince ??
+    previous.progress.updatedAt;
+  const open: OpenGap | undefined =
+    previous.openGap ?? (start ? { start, reason: 'worker-restart' } : undefined);
+  return { open, closed: previous.pendingGaps, lastPostCreatedAt: previous.lastPostCreatedAt };
 }
 
 export interface StreamActivityDeps {
   config: Pick<AppConfig, 'x' | 'publish' | 'gcp' | 'load' | 'dq' | 'temporal'>;
+  /** Injected for tests: where budget warnings are POSTed. @default the webhook adapter */
+  postWebhook?: typeof postJson;
   logger: Logger;
   metrics?: Metrics;
   pubsub: PubSub | undefined;
@@ -147,7 +187,33 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         loadBatchSize: config.load.batchSize,
         loadBacklogThreshold: config.load.backlogThreshold,
         dqIntervalMs: config.dq.intervalMs,
+        gapFill: config.x.gapFill,
+        budget: config.x.budget,
       };
+    },
+
+    /**
+     * A read-budget warning (80 %, 100 %) or X's usage cap: logged, counted
+     * (`x_read_budget_warnings_total`, `x_read_budget_used_ratio`) and POSTed to `DQ_WEBHOOK_URL`
+     * when set. Never fails: a webhook that is down must not hold the supervisor.
+     */
+    async notifyBudget(n: BudgetNotice): Promise<{ delivered: boolean }> {
+      const { status } = n;
+      metrics?.budgetWarnings.inc({ level: n.level });
+      if (status.monthlyPosts) metrics?.budgetUsedRatio.set(status.monthPosts / status.monthlyPosts);
+      const text =
+        n.level === 'x-usage-cap'
+          ? `X usage cap reached for stream ${n.streamName}: ${status.hold?.detail ?? ''}; the stream is held until ${status.hold?.until ?? 'an operator resumes it'}`
+          : `X read budget ${n.level === 'warn' ? 'at 80 %' : 'exhausted'} for stream ${n.streamName}: ${status.monthPosts} of ${status.monthlyPosts} posts read in ${status.month} (about $${status.estimatedCostMonthUsd})${n.level === 'exhausted' ? `; the stream is held until ${status.hold?.until ?? 'the month turns'} or setBudget raises it` : ''}`;
+      logger.warn({ level: n.level, month: status.month, monthPosts: status.monthPosts }, text);
+      const url = config.dq.webhookUrl;
+      if (!url) return { delivered: false };
+      const res = await (deps.postWebhook ?? postJson)(
+        url,
+        { kind: 'x-read-budget', text, ...n },
+        { logger },
+      );
+      return { delivered: res.delivered };
     },
 
     /** Validates rules with X's `dry_run`; rejects (non-retryable `XRuleError`) with X's reasons. */
@@ -183,6 +249,8 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       const pendingMinutes = new Map<string, number>();
       const recent = new RecentIds(deps.dedupWindow ?? 100_000);
       let sequence = 0;
+      const gaps = new GapTracker(reporter, carriedGaps(input, previous));
+      progress.lastPostCreatedAt = gaps.lastPostCreatedAt;
 
       // After a crash or a gap, ask X for the minutes missed (Enterprise; capped at 5, 0 = off).
       const backfillMinutes = resumeBackfillMinutes(input.backfillMinutes, info.attempt, previous);
@@ -230,7 +298,13 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         progress.lastError = s.lastError;
         progress.updatedAt = new Date().toISOString();
         metrics?.streamConnected.set(s.connected ? 1 : 0);
-        const details: StreamHeartbeat = { progress, lastPostAtMs };
+        const details: StreamHeartbeat = {
+          progress,
+          lastPostAtMs,
+          lastPostCreatedAt: gaps.lastPostCreatedAt,
+          openGap: gaps.open,
+          pendingGaps: gaps.pending(),
+        };
         ctx.heartbeat(details);
       };
 
@@ -244,13 +318,16 @@ export function createStreamActivities(deps: StreamActivityDeps) {
             .map(([minute, published]) => ({ minute, published }));
           const sent = new Map(minutes.map((m) => [m.minute, m.published]));
           sequence += 1;
+          const closedGaps = gaps.pending();
           try {
             await deps.reportProgress(input.supervisorWorkflowId, {
               reporter,
               sequence,
               progress: { ...progress, reconnectsByReason: { ...progress.reconnectsByReason } },
               publishedByMinute: minutes,
+              ...(closedGaps.length > 0 ? { gaps: closedGaps } : {}),
             });
+            gaps.acknowledge(closedGaps.map((g) => g.id));
             // Only what was delivered is subtracted; counts that arrived meanwhile stay pending.
             for (const [minute, n] of sent) {
               const left = (pendingMinutes.get(minute) ?? 0) - n;
@@ -275,6 +352,8 @@ export function createStreamActivities(deps: StreamActivityDeps) {
           progress.lastPostId = post.id;
           progress.lastPostAt = post.received_at;
           lastPostAtMs = Date.parse(post.received_at);
+          gaps.post(post.created_at);
+          progress.lastPostCreatedAt = gaps.lastPostCreatedAt;
           if (recent.seen(post.id)) {
             progress.duplicatesSuppressed += 1;
             return;
@@ -287,7 +366,10 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       };
 
       const onEvent = (e: StreamEvent) => {
-        if (e.type === 'disconnected') metrics?.reconnects.inc({ reason: e.reason });
+        if (e.type !== 'disconnected') return;
+        metrics?.reconnects.inc({ reason: e.reason });
+        // Our own close (pause, stop, shutdown) is the supervisor's gap to record, not this attempt's.
+        if (!stop.signal.aborted) gaps.stopped(`disconnect:${e.reason}`, new Date().toISOString());
       };
 
       heartbeat();

@@ -375,7 +375,8 @@ export const settings = {
     env: 'X_GAP_FILL_ON_RESUME',
     group: 'Gap fill and read budget',
     form: 'true or false',
-    description: 'Fill the gap an intentional pause left when the stream resumes (false: record it as skipped).',
+    description:
+      'Fill the gap an intentional pause left when the stream resumes (false: record it as skipped).',
     default: 'true',
     schema: parsers.boolean(),
   }),

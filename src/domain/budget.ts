@@ -108,3 +108,9 @@ export function budgetStatus(u: ReadUsage, b: BudgetSettings, hold?: BudgetStatu
     ...(hold ? { hold } : {}),
   };
 }
+/** A read-budget warning for the stream worker to log, count and send to the webhook. */
+export interface BudgetNotice {
+  streamName: string;
+  level: 'warn' | 'exhausted' | 'x-usage-cap';
+  status: BudgetStatus;
+}

@@ -37,3 +37,25 @@ export type XFailureType = (typeof XFailureType)[keyof typeof XFailureType];
 
 /** The stream worker is shutting down (retryable: another worker picks the stream up). */
 export const WORKER_SHUTDOWN_FAILURE_TYPE = 'WorkerShutdown';
+
+/**
+ * The message of the innermost cause of a failure: an ActivityFailure or ChildWorkflowFailure says
+ * "activity task failed"; its cause says what happened (X's reason, the table, the rule).
+ */
+export function causeMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) {
+    e = (e as { cause: unknown }).cause;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The `type` of the innermost ApplicationFailure in a failure's cause chain, if any. */
+export function causeType(err: unknown): string | undefined {
+  let type: string | undefined;
+  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+    const t = (e as { type?: unknown }).type;
+    if (typeof t === 'string') type = t;
+  }
+  return type;
+}

@@ -243,3 +243,78 @@ export interface GapFillProgress {
   postsFound: number;
   postsPublished: number;
 }
+
+/** A gap not closed yet: the stream stopped delivering at `start` (X's clock) for `reason`. */
+export interface OpenGap {
+  start: string;
+  reason: GapReason;
+}
+
+/**
+ * Finds the gaps of one stream activity attempt: a gap opens when the stream stops delivering (a
+ * disconnect, a stall) at the `created_at` of the last post received, or at the attempt's start for
+ * the gap it was started across (after a pause, a crash, a continue-as-new), and closes at the
+ * `created_at` of the next post. Closed gaps stay pending until a delivered progress report carried
+ * them ({@link acknowledge}); an attempt that dies hands them, and any open gap, to the next one
+ * through its heartbeat.
+ */
+export class GapTracker {
+  private openGap: OpenGap | undefined;
+  private closed: GapReport[] = [];
+  private counter = 0;
+  private lastCreatedMs = Number.NEGATIVE_INFINITY;
+  lastPostCreatedAt: string | undefined;
+
+  constructor(
+    /** Prefix of the gap ids (the reporter: run, activity and attempt), so each id is unique. */
+    private readonly idPrefix: string,
+    carried: { open?: OpenGap; closed?: GapReport[]; lastPostCreatedAt?: string } = {},
+  ) {
+    this.openGap = carried.open;
+    this.closed = [...(carried.closed ?? [])];
+    if (carried.lastPostCreatedAt) this.notePost(carried.lastPostCreatedAt);
+  }
+
+  /** The stream stopped delivering; the gap starts at the last post (or `fallbackStart` before any). */
+  stopped(reason: GapReason, fallbackStart: string): void {
+    this.openGap ??= { start: this.lastPostCreatedAt ?? fallbackStart, reason };
+  }
+
+  /** A post arrived: it closes the open gap, if any. */
+  post(createdAt: string): void {
+    if (this.openGap) {
+      this.counter += 1;
+      this.closed.push({
+        id: `${this.idPrefix}/${this.counter}`,
+        start: this.openGap.start,
+        end: createdAt,
+        reason: this.openGap.reason,
+      });
+      this.openGap = undefined;
+    }
+    this.notePost(createdAt);
+  }
+
+  private notePost(createdAt: string): void {
+    const t = Date.parse(createdAt);
+    if (Number.isFinite(t) && t > this.lastCreatedMs) {
+      this.lastCreatedMs = t;
+      this.lastPostCreatedAt = createdAt;
+    }
+  }
+
+  get open(): OpenGap | undefined {
+    return this.openGap;
+  }
+
+  /** Closed gaps not yet acknowledged, oldest first. */
+  pending(): GapReport[] {
+    return [...this.closed];
+  }
+
+  /** The supervisor has these ids (a report carrying them was delivered). */
+  acknowledge(ids: readonly string[]): void {
+    const done = new Set(ids);
+    this.closed = this.closed.filter((g) => !done.has(g.id));
+  }
+}

@@ -109,7 +109,8 @@ export interface PipelineStatus {
   rules: StreamRule[];
   progress: StreamProgress;
   publishedByMinute: MinuteCount[];
-  children: { load: ChildStatus; quality: ChildStatus };
+  /** `gapFill` is absent in supervisors started before gap fill existed. */
+  children: { load: ChildStatus; quality: ChildStatus; gapFill?: ChildStatus };
   lastDataQuality?: DataQualityVerdict;
   lastError?: string;
   /** How many times this supervisor has continued-as-new. */

@@ -31,7 +31,9 @@ export function createMetrics() {
       'Posts read by search to fill stream gaps (margins included), by endpoint',
       ['endpoint'],
     ),
-    gapsFilled: counter('x_gaps_filled_total', 'Gaps searched, by outcome (filled or unrecoverable)', ['state']),
+    gapsFilled: counter('x_gaps_filled_total', 'Gaps searched, by outcome (filled or unrecoverable)', [
+      'state',
+    ]),
     budgetWarnings: counter(
       'x_read_budget_warnings_total',
       'Read-budget warnings raised (level 80 or 100 percent, or X usage cap)',

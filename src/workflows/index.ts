@@ -2,3 +2,4 @@
 export { supervisorWorkflow } from './supervisor';
 export { loadWorkflow } from './load';
 export { qualityWorkflow } from './quality';
+export { gapFillWorkflow } from './gap-fill';

@@ -19,7 +19,9 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
   startChild,
@@ -30,7 +32,29 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { WorkerSettings, createStreamActivities } from '../activities/stream';
-import { XFailureType } from '../domain/failure-types';
+import {
+  addReads,
+  budgetLevel,
+  budgetStatus,
+  emptyUsage,
+  nextMonthStart,
+  rollUsage,
+  type BudgetNotice,
+  type BudgetSettings,
+  type BudgetStatus,
+  type ReadUsage,
+} from '../domain/budget';
+import { XFailureType, causeMessage as errorMessage, causeType } from '../domain/failure-types';
+import {
+  DEFAULT_GAP_FILL,
+  applyFillResult,
+  countGaps,
+  recordGaps,
+  type Gap,
+  type GapFillResult,
+  type GapReason,
+  type OpenGap,
+} from '../domain/gaps';
 import type {
   ChildStatus,
   DataQualityVerdict,
@@ -40,16 +64,25 @@ import type {
   ProgressReport,
   StreamProgress,
 } from '../domain/pipeline-status';
-import { emptyProgress, loadWorkflowId, qualityWorkflowId } from '../domain/pipeline-status';
+import {
+  emptyProgress,
+  gapFillWorkflowId,
+  loadWorkflowId,
+  qualityWorkflowId,
+} from '../domain/pipeline-status';
 import { validateRules, type ActiveRule, type StreamRule } from '../domain/rules';
+import { gapFillWorkflow } from './gap-fill';
 import { loadWorkflow } from './load';
 import {
   dataQualityVerdictSignal,
+  fillGapsSignal,
+  gapFilledSignal,
   loadStopSignal,
   pauseSignal,
   progressSignal,
   resumeSignal,
   runChecksSignal,
+  setBudgetUpdate,
   setRulesUpdate,
   statusQuery,
   stopSignal,
@@ -65,8 +98,8 @@ export interface SupervisorInput {
   backfillMinutes?: number;
   /** Start paused (no X connection until `resume`). */
   startPaused?: boolean;
-  /** Start the load and quality children. @default true */
-  children?: { load?: boolean; quality?: boolean };
+  /** Start the load, quality and gap-fill children. @default true */
+  children?: { load?: boolean; quality?: boolean; gapFill?: boolean };
   /** Continue-as-new after this many history events even if the server does not suggest it. @default 10000 */
   maxHistoryEvents?: number;
   /** Minutes of per-minute published counts kept for reconciliation. @default 180 */
@@ -82,11 +115,20 @@ export interface CarriedState {
   /** Totals of finished activity attempts. */
   base: StreamProgress;
   publishedByMinute: MinuteCount[];
-  children: { load: ChildStatus; quality: ChildStatus };
+  children: { load: ChildStatus; quality: ChildStatus; gapFill?: ChildStatus };
   lastDataQuality?: DataQualityVerdict;
   lastError?: string;
   generation: number;
   startedAt: string;
+  /** The gap ledger (unfinished gaps and the newest finished ones), its totals, the gap open now. */
+  gaps?: { ledger: Gap[]; found: number; postsFilled: number; open?: OpenGap };
+  /** Posts read from X this day and month; the budget an operator set (`null` = no limit); a hold. */
+  budget?: {
+    usage: ReadUsage;
+    counted: number;
+    monthlyPosts?: number | null;
+    hold?: BudgetStatus['hold'];
+  };
 }
 
 const STREAM_HEARTBEAT_TIMEOUT = '30 seconds';
@@ -104,6 +146,11 @@ const ruleActivities = proxyActivities<ReturnType<typeof createStreamActivities>
     maximumAttempts: 5,
     nonRetryableErrorTypes: [XFailureType.rule, XFailureType.auth],
   },
+});
+
+const budgetActivities = proxyActivities<ReturnType<typeof createStreamActivities>>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 3 },
 });
 
 const STREAM_ACTIVITY_OPTIONS: ActivityOptions = {
@@ -163,21 +210,13 @@ function childStatus(workflowId: string): ChildStatus {
   return { workflowId, state: 'not started', restarts: 0 };
 }
 
-function errorMessage(err: unknown): string {
-  let e: unknown = err;
-  // Unwrap ActivityFailure / ChildWorkflowFailure to the cause that says what happened.
-  while (e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause) {
-    e = (e as { cause: unknown }).cause;
-  }
-  return e instanceof Error ? e.message : String(e);
-}
-
 export async function supervisorWorkflow(input: SupervisorInput): Promise<PipelineStatus> {
   const info = workflowInfo();
   const keepMinutes = input.reconciliationMinutes ?? 180;
   const maxEvents = input.maxHistoryEvents ?? 10_000;
   const wantLoad = input.children?.load ?? true;
   const wantQuality = input.children?.quality ?? true;
+  const wantGapFill = input.children?.gapFill ?? true;
 
   const carried = input.carried;
   const settings: WorkerSettings = carried?.settings ?? (await settingsActivities.resolveSettings());
@@ -194,6 +233,32 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   const generation = carried?.generation ?? 0;
   const startedAt = carried?.startedAt ?? new Date().toISOString();
   const backfillMinutes = input.backfillMinutes ?? settings.backfillMinutes;
+  // Supervisors started before gap fill and the read budget replay without them.
+  const gapFillVersion = patched('gap-fill-and-read-budget');
+  const gapFill = settings.gapFill ?? DEFAULT_GAP_FILL;
+
+  // --- the gap ledger ---
+  let gapLedger: Gap[] = carried?.gaps?.ledger ?? [];
+  let gapsFound = carried?.gaps?.found ?? 0;
+  let postsFilled = carried?.gaps?.postsFilled ?? 0;
+  /** The stream is not delivering since `start` (set when an attempt ends, cleared by its successor's first post). */
+  let openGap: OpenGap | undefined = carried?.gaps?.open;
+  const skipGap = (r: { reason: GapReason }) =>
+    !gapFill.enabled || (r.reason === 'paused' && !gapFill.onResume);
+
+  // --- the read budget ---
+  let usage: ReadUsage = carried?.budget?.usage ?? emptyUsage(Date.now());
+  /** Posts received by the stream already added to `usage`. */
+  let countedReceived = carried?.budget?.counted ?? 0;
+  let monthlyPosts: number | null | undefined = carried?.budget
+    ? carried.budget.monthlyPosts
+    : settings.budget?.monthlyPosts;
+  let hold: BudgetStatus['hold'] = carried?.budget?.hold;
+  const notices: BudgetNotice[] = [];
+  const budgetSettings = (): BudgetSettings => ({
+    costPerPostUsd: settings.budget?.costPerPostUsd ?? 0.005,
+    ...(typeof monthlyPosts === 'number' ? { monthlyPosts } : {}),
+  });
 
   // Progress of the activity attempt(s) currently reporting, keyed by reporter.
   const live = new Map<string, { sequence: number; progress: StreamProgress }>();
@@ -218,7 +283,65 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
     lastError,
     generation,
     startedAt,
+    gaps: {
+      counts: countGaps(gapLedger, openGap?.start, { found: gapsFound, postsFilled }),
+      ...(openGap ? { open: openGap } : {}),
+      ledger: gapLedger,
+    },
+    budget: budgetStatus(usage, budgetSettings(), hold),
   });
+
+  /** The Web UI's "current details" of the supervisor: state, gaps and reads at a glance (no command). */
+  const describe = () => {
+    const c = countGaps(gapLedger, openGap?.start, { found: gapsFound, postsFilled });
+    const b = budgetStatus(usage, budgetSettings(), hold);
+    setCurrentDetails(
+      [
+        `**${state}**${hold ? ` (${hold.by}: ${hold.detail}; until ${hold.until})` : ''}`,
+        `gaps: ${c.found} found, ${c.open} open, ${c.pending} pending, ${c.filled} filled, ${c.unrecoverable} unrecoverable, ${c.skipped} skipped; ${c.postsFilled} posts filled`,
+        `reads: ${b.dayPosts} today, ${b.monthPosts} in ${b.month}${b.monthlyPosts ? ` of ${b.monthlyPosts}` : ''} (about $${b.estimatedCostMonthUsd})`,
+      ].join('\n\n'),
+    );
+  };
+
+  /** Rolls the counters, raises each warning level once a month, holds the stream when spent. */
+  const checkBudget = () => {
+    const now = Date.now();
+    usage = rollUsage(usage, now);
+    const level = budgetLevel(usage, budgetSettings());
+    if (hold?.by === 'budget' && level !== 'exhausted') hold = undefined;
+    const percent = level === 'exhausted' ? 100 : level === 'warn' ? 80 : 0;
+    if (percent < usage.warnedPercent) usage = { ...usage, warnedPercent: percent };
+    if (level === 'exhausted' && !hold) {
+      hold = {
+        by: 'budget',
+        detail: `${usage.monthPosts} posts read in ${usage.month}, budget ${budgetSettings().monthlyPosts}`,
+        until: new Date(nextMonthStart(now)).toISOString(),
+      };
+      streamScope?.cancel();
+    }
+    if (percent > usage.warnedPercent) {
+      usage = { ...usage, warnedPercent: percent };
+      const notice: BudgetNotice = {
+        streamName: input.streamName,
+        level: level === 'exhausted' ? 'exhausted' : 'warn',
+        status: budgetStatus(usage, budgetSettings(), hold),
+      };
+      log.warn('X read budget warning', { level: notice.level, monthPosts: usage.monthPosts });
+      notices.push(notice);
+    }
+    describe();
+  };
+
+  /** Adds what the stream received since the last count to the read usage. */
+  const countStreamReads = () => {
+    const received = totals().postsReceived;
+    if (received > countedReceived) {
+      usage = addReads(usage, received - countedReceived, Date.now());
+      countedReceived = received;
+      checkBudget();
+    }
+  };
 
   const publishState = () => {
     upsertSearchAttributes({
@@ -249,6 +372,35 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
     if (stopRequested) return;
     pauseRequested = false;
     lastError = undefined;
+    // The operator says X's cap was lifted; a spent budget is raised with setBudget instead.
+    if (hold?.by === 'x-usage-cap') hold = undefined;
+  });
+
+  setHandler(
+    setBudgetUpdate,
+    ({ monthlyPosts: next }): BudgetStatus => {
+      monthlyPosts = next;
+      checkBudget();
+      log.info('read budget set', { monthlyPosts: next });
+      return budgetStatus(usage, budgetSettings(), hold);
+    },
+    {
+      validator: (arg: { monthlyPosts: number | null }) => {
+        const v = arg?.monthlyPosts;
+        if (v !== null && !(typeof v === 'number' && Number.isInteger(v) && v > 0)) {
+          throw new Error(
+            `setBudget expects {"monthlyPosts": <positive integer>} or {"monthlyPosts": null} for no limit; got ${JSON.stringify(arg)}`,
+          );
+        }
+      },
+    },
+  );
+
+  setHandler(gapFilledSignal, (r: GapFillResult) => {
+    gapLedger = applyFillResult(gapLedger, r, new Date().toISOString());
+    postsFilled += r.postsPublished;
+    usage = addReads(usage, r.postsRead, Date.now(), true);
+    checkBudget();
   });
 
   setHandler(stopSignal, () => {
@@ -268,6 +420,15 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
     }
     live.set(report.reporter, { sequence: report.sequence, progress: report.progress });
     publishedByMinute = mergeMinutes(publishedByMinute, report.publishedByMinute, keepMinutes);
+    if (report.gaps?.length) {
+      const known = new Set(gapLedger.map((g) => g.id));
+      gapLedger = recordGaps(gapLedger, report.gaps, new Date().toISOString(), skipGap);
+      gapsFound += gapLedger.filter((g) => !known.has(g.id)).length;
+    }
+    // The attempt is delivering: the gap the supervisor held open is closed (and reported by it).
+    if (report.progress.postsReceived > 0 && streamScope) openGap = undefined;
+    countStreamReads();
+    describe();
   });
 
   // `temporal workflow signal --name runChecks` on the supervisor runs the quality suite now.
@@ -308,53 +469,134 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   );
 
   // --- children ---------------------------------------------------------------------------------
-  const childHandles: { load?: ChildWorkflowHandle<never>; quality?: ChildWorkflowHandle<never> } = {};
-  const childScopes = { load: new CancellationScope(), quality: new CancellationScope() };
+  type ChildKind = 'load' | 'quality' | 'gapFill';
+  const childHandles: Partial<Record<ChildKind, ChildWorkflowHandle<never>>> = {};
+  const childScopes: Record<ChildKind, CancellationScope> = {
+    load: new CancellationScope(),
+    quality: new CancellationScope(),
+    gapFill: new CancellationScope(),
+  };
+  children.gapFill ??= childStatus(gapFillWorkflowId(input.streamName));
 
-  function keepChild(kind: 'load' | 'quality'): Promise<void> {
+  /** Unfinished gaps, handed to the gap-fill child when it starts (it may have lost its queue). */
+  const unfinishedGaps = () =>
+    gapLedger
+      .filter((g) => g.state === 'pending' || g.state === 'filling')
+      .map(({ id, start, end, reason }) => ({ id, start, end, reason }));
+  const markFilling = (ids: string[]) => {
+    const set = new Set(ids);
+    gapLedger = gapLedger.map((g) =>
+      set.has(g.id) && g.state === 'pending' ? { ...g, state: 'filling' } : g,
+    );
+  };
+
+  function startGapFill() {
+    const gaps = unfinishedGaps();
+    markFilling(gaps.map((g) => g.id));
+    return startChild(gapFillWorkflow, {
+      workflowId: children.gapFill!.workflowId,
+      // The stream worker's queue: the fill activity needs the X token and the publisher.
+      taskQueue: info.taskQueue,
+      args: [
+        {
+          parentWorkflowId: info.workflowId,
+          streamName: input.streamName,
+          marginMs: gapFill.marginMs,
+          fullArchive: gapFill.fullArchive,
+          queue: gaps.map((gap) => ({ gap, rules })),
+        },
+      ],
+      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      staticSummary: `Gap fill of ${input.streamName}: X search → Pub/Sub for every interval the stream missed`,
+    });
+  }
+
+  /** Sends newly recorded gaps to the running gap-fill child. */
+  async function dispatchGaps(): Promise<void> {
+    for (;;) {
+      await condition(
+        () =>
+          stopRequested ||
+          (childHandles.gapFill !== undefined && gapLedger.some((g) => g.state === 'pending')),
+      );
+      if (stopRequested) return;
+      const gaps = gapLedger
+        .filter((g) => g.state === 'pending')
+        .map(({ id, start, end, reason }) => ({ id, start, end, reason }));
+      try {
+        await childHandles.gapFill!.signal(fillGapsSignal, { gaps, rules });
+        markFilling(gaps.map((g) => g.id));
+      } catch (err) {
+        // The child is restarting: it gets every unfinished gap in its input.
+        log.warn('could not send gaps to the gap-fill child', { error: errorMessage(err) });
+        await condition(() => stopRequested || childHandles.gapFill === undefined);
+      }
+      describe();
+    }
+  }
+
+  /** Hands budget warnings to the stream worker (log, metric, webhook), one at a time. */
+  let noticesDone = false;
+  async function sendNotices(): Promise<void> {
+    for (;;) {
+      await condition(() => notices.length > 0 || noticesDone);
+      const notice = notices.shift();
+      if (!notice) return;
+      try {
+        await budgetActivities.notifyBudget(notice);
+      } catch (err) {
+        log.warn('budget warning could not be sent', { error: errorMessage(err) });
+      }
+    }
+  }
+
+  function keepChild(kind: ChildKind): Promise<void> {
     return childScopes[kind]
       .run(() => superviseChild(kind))
       .catch((err) => {
         if (!isCancellation(err)) throw err;
-        children[kind].state = 'stopped';
+        children[kind]!.state = 'stopped';
       });
   }
 
-  async function superviseChild(kind: 'load' | 'quality'): Promise<void> {
-    const st = children[kind];
+  async function superviseChild(kind: ChildKind): Promise<void> {
+    const st = children[kind]!;
     let delayMs = 1000;
     while (!stopRequested) {
       try {
         const handle =
-          kind === 'load'
-            ? await startChild(loadWorkflow, {
-                workflowId: st.workflowId,
-                taskQueue: settings.batchTaskQueue,
-                args: [
-                  {
-                    intervalMs: settings.loadIntervalMs,
-                    batchSize: settings.loadBatchSize,
-                    backlogThreshold: settings.loadBacklogThreshold,
-                  },
-                ],
-                parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-                workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-                staticSummary: `Pub/Sub → BigQuery loader of ${input.streamName}`,
-              })
-            : await startChild(qualityWorkflow, {
-                workflowId: st.workflowId,
-                taskQueue: settings.batchTaskQueue,
-                args: [
-                  {
-                    intervalMs: settings.dqIntervalMs,
-                    parentWorkflowId: info.workflowId,
-                    streamName: input.streamName,
-                  },
-                ],
-                parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-                workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-                staticSummary: `Data-quality checks of ${input.streamName}`,
-              });
+          kind === 'gapFill'
+            ? await startGapFill()
+            : kind === 'load'
+              ? await startChild(loadWorkflow, {
+                  workflowId: st.workflowId,
+                  taskQueue: settings.batchTaskQueue,
+                  args: [
+                    {
+                      intervalMs: settings.loadIntervalMs,
+                      batchSize: settings.loadBatchSize,
+                      backlogThreshold: settings.loadBacklogThreshold,
+                    },
+                  ],
+                  parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+                  workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+                  staticSummary: `Pub/Sub → BigQuery loader of ${input.streamName}`,
+                })
+              : await startChild(qualityWorkflow, {
+                  workflowId: st.workflowId,
+                  taskQueue: settings.batchTaskQueue,
+                  args: [
+                    {
+                      intervalMs: settings.dqIntervalMs,
+                      parentWorkflowId: info.workflowId,
+                      streamName: input.streamName,
+                    },
+                  ],
+                  parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+                  workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+                  staticSummary: `Data-quality checks of ${input.streamName}`,
+                });
         childHandles[kind] = handle as ChildWorkflowHandle<never>;
         st.state = 'running';
         delayMs = 1000;
@@ -386,6 +628,26 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   async function runStream(): Promise<'stopped' | 'continue-as-new'> {
     let rulesSynced = carried !== undefined;
     while (!stopRequested) {
+      if (hold) {
+        // The monthly budget is spent or X's usage cap is reached: no X connection until the month
+        // turns, an operator raises the budget (setBudget) or, for X's cap, resumes.
+        setState('budget-exhausted');
+        describe();
+        const untilMs = Date.parse(hold.until);
+        const cleared = await condition(
+          () => !hold || stopRequested || shouldContinueAsNew(),
+          Math.max(1000, untilMs - Date.now()),
+        );
+        if (stopRequested) break;
+        if (!cleared && hold && Date.now() >= untilMs) {
+          if (hold.by === 'x-usage-cap') hold = undefined;
+          checkBudget(); // a new month: the counters roll over and a budget hold ends
+        }
+        if (hold) {
+          if (shouldContinueAsNew()) return 'continue-as-new';
+          continue;
+        }
+      }
       if (pauseRequested) {
         setState('paused');
         await condition(() => !pauseRequested || stopRequested || shouldContinueAsNew());
@@ -406,20 +668,51 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
         }
       }
       setState('running');
+      describe();
       streamScope = new CancellationScope();
+      let failed = false;
       try {
         await streamScope.run(() =>
-          streamActivity(rules)({ supervisorWorkflowId: info.workflowId, backfillMinutes }),
+          streamActivity(rules)({
+            supervisorWorkflowId: info.workflowId,
+            backfillMinutes,
+            ...(openGap ? { gap: openGap } : {}),
+          }),
         );
       } catch (err) {
         if (!isCancellation(err)) {
-          lastError = errorMessage(err);
-          log.error('stream activity failed; pausing until resume', { error: lastError });
-          pauseRequested = true;
+          failed = true;
+          if (causeType(err) === XFailureType.usageCap) {
+            // X says the app's cap is reached: hold, not a retry every minute.
+            hold = {
+              by: 'x-usage-cap',
+              detail: errorMessage(err),
+              until: new Date(nextMonthStart(Date.now())).toISOString(),
+            };
+            log.error('X usage cap reached; holding the stream', { error: hold.detail });
+            notices.push({
+              streamName: input.streamName,
+              level: 'x-usage-cap',
+              status: budgetStatus(usage, budgetSettings(), hold),
+            });
+          } else {
+            lastError = errorMessage(err);
+            log.error('stream activity failed; pausing until resume', { error: lastError });
+            pauseRequested = true;
+          }
         }
       } finally {
         streamScope = undefined;
       }
+      if (!stopRequested) {
+        // The stream stops delivering here: a gap opens at the last post received, closed by the
+        // next attempt's first post. An operator's pause is the only intentional one.
+        const reason: GapReason =
+          failed || hold ? 'stream-restart' : pauseRequested ? 'paused' : 'continue-as-new';
+        openGap ??= { start: totals().lastPostCreatedAt ?? new Date().toISOString(), reason };
+      }
+      countStreamReads();
+      describe();
       if (shouldContinueAsNew() && !stopRequested) return 'continue-as-new';
     }
     return 'stopped';
@@ -432,10 +725,14 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   });
 
   publishState();
+  describe();
   const childLoops = [
     ...(wantLoad ? [keepChild('load')] : []),
     ...(wantQuality ? [keepChild('quality')] : []),
+    ...(wantGapFill && gapFillVersion ? [keepChild('gapFill')] : []),
   ];
+  const background = gapFillVersion ? [sendNotices()] : [];
+  if (gapFillVersion && wantGapFill) void dispatchGaps();
   const outcome = await runStream();
 
   if (outcome === 'continue-as-new') {
@@ -451,6 +748,13 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       lastError,
       generation: generation + 1,
       startedAt,
+      gaps: { ledger: gapLedger, found: gapsFound, postsFilled, ...(openGap ? { open: openGap } : {}) },
+      budget: {
+        usage,
+        counted: countedReceived,
+        ...(monthlyPosts !== undefined ? { monthlyPosts } : {}),
+        ...(hold ? { hold } : {}),
+      },
     };
     // Children are cancelled by the parent-close policy and restarted by the next run.
     return continueAsNew<typeof supervisorWorkflow>({ ...input, carried: next });
@@ -468,7 +772,9 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
     }
   }
   childScopes.quality.cancel();
-  await Promise.all(childLoops);
+  childScopes.gapFill.cancel();
+  noticesDone = true;
+  await Promise.all([...childLoops, ...background]);
   await canWatcher;
   base = { ...totals(), connected: false };
   live.clear();
