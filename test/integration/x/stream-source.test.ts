@@ -113,12 +113,19 @@ afterEach(async () => {
 /** Stops generation and waits until everything the stand-in delivered has been emitted. */
 async function quiesce(h: Harness): Promise<void> {
   h.standin.setRate(0);
+  // The last tick's write may still be going out (split writes go piece by piece, and a line enters
+  // the ledger when its last piece does): wait until the ledger has stopped growing and every line
+  // in it was emitted. (A fixed 50 ms wait missed a line on a busy machine.)
+  let previous = -1;
   await eventually(
     async () => ({ ids: h.ids.length, ledger: h.standin.ledger().length }),
-    (v) => v.ids >= v.ledger && v.ledger > 0,
-    fast,
+    (v) => {
+      const settled = v.ledger > 0 && v.ledger === previous && v.ids >= v.ledger;
+      previous = v.ledger;
+      return settled;
+    },
+    { timeoutMs: fast.timeoutMs, intervalMs: 100 },
   );
-  await delay(50); // nothing more may arrive: the rate is 0
 }
 
 function expectEmittedEqualsLedger(h: Harness): void {
@@ -359,9 +366,19 @@ describe('XStreamSource against the stand-in', () => {
   });
 
   it('abort while posts flow (a pause): every post the stand-in wrote before the close is handed over', async () => {
-    // A slow consumer keeps lines waiting in the reader and bytes waiting in the socket.
+    // A slow consumer keeps lines waiting in the reader and bytes waiting in the socket. The
+    // generator stops once a few hundred lines are written: otherwise the backlog at the abort is
+    // whatever the loopback socket buffers absorbed meanwhile (2,000 lines, 3 MB, on a busy 2-CPU
+    // machine), more than a 2 ms consumer can take in the 2 s drain however correct the close is.
     const h = await harness({ standin: { rate: 3000 }, onMessage: () => delay(2) });
+    await eventually(
+      async () => h.standin.ledger().length,
+      (n) => n >= 300,
+      fast,
+    );
+    h.standin.setRate(0);
     await postsAtLeast(h, 100);
+    expect(h.standin.ledger().length).toBeGreaterThan(h.ids.length); // lines still waiting
     open.splice(open.indexOf(h), 1);
     const t = Date.now();
     await h.stop();
