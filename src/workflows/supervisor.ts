@@ -191,9 +191,16 @@ export function addProgress(a: StreamProgress, b: StreamProgress): StreamProgres
     backpressurePauses: a.backpressurePauses + b.backpressurePauses,
     lastPostId: b.lastPostId ?? a.lastPostId,
     lastPostAt: b.lastPostAt ?? a.lastPostAt,
+    lastPostCreatedAt: laterOf(a.lastPostCreatedAt, b.lastPostCreatedAt),
     lastError: b.lastError ?? a.lastError,
     updatedAt: b.updatedAt ?? a.updatedAt,
   };
+}
+
+/** The later of two ISO times (either may be absent). */
+function laterOf(a: string | undefined, b: string | undefined): string | undefined {
+  if (!a || !b) return a ?? b;
+  return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
 /** Adds per-minute deltas and keeps the newest `keepMinutes` minutes, oldest first. */
@@ -670,6 +677,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       setState('running');
       describe();
       streamScope = new CancellationScope();
+      const attemptStartedAt = new Date().toISOString();
       let failed = false;
       try {
         await streamScope.run(() =>
@@ -707,9 +715,17 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       if (!stopRequested) {
         // The stream stops delivering here: a gap opens at the last post received, closed by the
         // next attempt's first post. An operator's pause is the only intentional one.
+        // An attempt that returned by itself was stopped by its worker shutting down.
         const reason: GapReason =
-          failed || hold ? 'stream-restart' : pauseRequested ? 'paused' : 'continue-as-new';
-        openGap ??= { start: totals().lastPostCreatedAt ?? new Date().toISOString(), reason };
+          failed || hold
+            ? 'stream-restart'
+            : pauseRequested
+              ? 'paused'
+              : shouldContinueAsNew()
+                ? 'continue-as-new'
+                : 'worker-restart';
+        // Before any post, from when this attempt was scheduled: never later than the real start.
+        openGap ??= { start: totals().lastPostCreatedAt ?? attemptStartedAt, reason };
       }
       countStreamReads();
       describe();

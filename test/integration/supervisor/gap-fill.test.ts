@@ -1,0 +1,292 @@
+/**
+ * Gap fill and the read budget on the real Temporal dev server: the supervisor, its gap-fill child
+ * and the real stream and fill activities read the X stand-in over loopback HTTP (whose world goes
+ * on creating posts while nobody is connected) and publish to the Pub/Sub emulator.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { PubSub } from '@google-cloud/pubsub';
+import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
+import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { ensurePubSubResources } from '../../../src/adapters/pubsub/admin';
+import { createPubSub } from '../../../src/adapters/pubsub/client';
+import type { AppConfig } from '../../../src/config';
+import type { PipelineStatus } from '../../../src/domain/pipeline-status';
+import { createLogger } from '../../../src/observability/logger';
+import { resumeSignal, setBudgetUpdate, statusQuery, stopSignal } from '../../../src/workflows/messages';
+import { supervisorWorkflow } from '../../../src/workflows/supervisor';
+import { buildStreamActivities } from '../../../src/workers/stream-worker';
+import { startXStandin, type StandinOptions, type XStandin } from '../../../dev/x-api-standin/server';
+import { testConfig, uniqueName } from '../../support/config';
+import { eventually } from '../../support/eventually';
+
+let standin: XStandin | undefined;
+let bundle: { code: string };
+let pubsub: PubSub;
+let client: Client;
+let nativeConnection: NativeConnection;
+const logger = createLogger({ level: 'warn', format: 'json' });
+
+beforeAll(async () => {
+  bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../../src/workflows'),
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+  });
+  const base = testConfig();
+  pubsub = createPubSub(base.gcp);
+  client = new Client({
+    connection: await Connection.connect({ address: base.temporal.address }),
+    namespace: base.temporal.namespace,
+  });
+  nativeConnection = await NativeConnection.connect({ address: base.temporal.address });
+}, 180_000);
+
+afterAll(async () => {
+  await nativeConnection?.close();
+  await client?.connection.close();
+  await pubsub?.close();
+});
+
+afterEach(async () => {
+  await standin?.close();
+  standin = undefined;
+});
+
+/** A stand-in, a private topic/subscription/task queue, and a way to start stream workers on it. */
+async function setup(env: Record<string, string>, standinOpts: StandinOptions = {}) {
+  const x = await startXStandin({ rate: 20, seed: 11, keepAliveMs: 1000, rules: [], ...standinOpts });
+  standin = x;
+  const name = uniqueName('gap');
+  const config = testConfig({
+    X_API_BASE_URL: x.url,
+    X_BEARER_TOKEN: 'test-token',
+    X_RULES: 'tesla#tesla',
+    PUBSUB_TOPIC: `${name}-posts`,
+    PUBSUB_SUBSCRIPTION: `${name}-sub`,
+    PUBSUB_DEAD_LETTER_TOPIC: `${name}-dlq`,
+    TEMPORAL_STREAM_TASK_QUEUE: `${name}-stream`,
+    TEMPORAL_BATCH_TASK_QUEUE: `${name}-batch`,
+    HEARTBEAT_INTERVAL_MS: '500',
+    PROGRESS_REPORT_INTERVAL_MS: '300',
+    PUBLISH_MAX_DELAY_MS: '10',
+    X_STALL_TIMEOUT_MS: '3000',
+    X_GAP_MARGIN_SECONDS: '1',
+    ...env,
+  });
+  await ensurePubSubResources(pubsub, config.gcp);
+  const workers: (() => Promise<void>)[] = [];
+  const startWorker = async () => {
+    const shutdown = new AbortController();
+    const built = buildStreamActivities(config, logger, { client, shutdownSignal: shutdown.signal });
+    const worker = await Worker.create({
+      connection: nativeConnection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.streamTaskQueue,
+      workflowBundle: bundle,
+      activities: built.activities,
+    });
+    const running = worker.run();
+    const stop = async () => {
+      shutdown.abort();
+      worker.shutdown();
+      await running;
+      await built.close();
+    };
+    workers.push(stop);
+    return stop;
+  };
+  const start = () =>
+    client.workflow.start(supervisorWorkflow, {
+      workflowId: `x-ingest-${name}`,
+      taskQueue: config.temporal.streamTaskQueue,
+      args: [{ streamName: name, children: { load: false, quality: false } }],
+    });
+  const stopAll = async () => {
+    await client.workflow
+      .getHandle(`x-ingest-${name}`)
+      .terminate('test cleanup')
+      .catch(() => undefined);
+    for (const stop of workers.splice(0)) await stop().catch(() => undefined);
+  };
+  return { x, config, name, startWorker, start, stopAll };
+}
+
+const status = (workflowId: string): Promise<PipelineStatus> =>
+  client.workflow.getHandle(workflowId).query(statusQuery);
+
+/** Ids on the subscription (acked) until every id in `want` has arrived or the timeout passes. */
+async function receiveIds(config: AppConfig, want: Set<string>, timeoutMs = 60_000): Promise<Set<string>> {
+  const got = new Set<string>();
+  const sub = pubsub.subscription(config.gcp.subscription);
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    const check = () => {
+      if ([...want].every((id) => got.has(id))) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    sub.on('message', (m) => {
+      m.ack();
+      if (m.attributes.post_id) got.add(m.attributes.post_id);
+      check();
+    });
+    check();
+  });
+  await sub.close();
+  return got;
+}
+
+test('a gap across a crashed worker is recorded and filled by search: every post the stand-in created lands on the topic', async () => {
+  const s = await setup({});
+  try {
+    const stopFirst = await s.startWorker();
+    const handle = await s.start();
+    await eventually(
+      () => status(handle.workflowId),
+      (st) => st.progress.postsPublished >= 20,
+    );
+    // The worker goes away: the stream is down while the stand-in's world keeps creating posts.
+    await stopFirst();
+    const createdAtStop = s.x.world().created.length;
+    await eventually(
+      async () => s.x.world().created.length,
+      (n) => n >= createdAtStop + 40,
+    );
+    await s.startWorker();
+    const filled = await eventually(
+      () => status(handle.workflowId),
+      (st) => (st.gaps?.counts.filled ?? 0) >= 1,
+      { timeoutMs: 90_000 },
+    );
+    const gap = filled.gaps!.ledger.find((g) => g.state === 'filled')!;
+    expect(gap.reason).toBe('worker-restart');
+    expect(gap.postsFound).toBeGreaterThanOrEqual(40);
+    expect(gap.endpoint).toBe('recent');
+    expect(filled.gaps!.counts.found).toBeGreaterThanOrEqual(1);
+    expect(filled.gaps!.counts.postsFilled).toBeGreaterThanOrEqual(40);
+    // The posts read by search count against the month's reads, apart from the stream's.
+    expect(filled.budget!.monthSearchPosts).toBe(gap.postsFound);
+    expect(filled.budget!.monthPosts).toBeGreaterThanOrEqual(filled.progress.postsReceived + gap.postsFound!);
+
+    // Every post created up to the end of the gap is on the topic: delivered by the stream or found
+    // by search (never delivered ones included).
+    // (From the first post the stream delivered: the stand-in creates posts before it connects.)
+    const endMs = Date.parse(gap.end);
+    const delivered = new Set(s.x.world().delivered);
+    const firstMs = Math.min(
+      ...s.x
+        .world()
+        .created.filter((p) => delivered.has(p.id))
+        .map((p) => Date.parse(p.created_at)),
+    );
+    const created = s.x
+      .world()
+      .created.filter((p) => Date.parse(p.created_at) >= firstMs && Date.parse(p.created_at) <= endMs);
+    const neverDelivered = created.filter((p) => !delivered.has(p.id));
+    expect(neverDelivered.length).toBeGreaterThanOrEqual(40);
+    const got = await receiveIds(s.config, new Set(created.map((p) => p.id)));
+    expect(created.filter((p) => !got.has(p.id)).map((p) => p.id)).toEqual([]);
+
+    await handle.signal(stopSignal);
+    const final = await handle.result();
+    expect(final.gaps!.ledger.some((g) => g.id === gap.id && g.state === 'filled')).toBe(true);
+  } finally {
+    await s.stopAll();
+  }
+});
+
+test('the read budget: a warning at 80 %, the stream held as budget-exhausted at 100 %, setBudget resumes it', async () => {
+  const hooks: { level?: string; kind?: string }[] = [];
+  const hook = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      hooks.push(JSON.parse(body) as { level?: string });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const s = await setup({
+    X_MONTHLY_POST_BUDGET: '40',
+    X_COST_PER_POST_USD: '0.01',
+    DQ_WEBHOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
+  });
+  try {
+    await s.startWorker();
+    const handle = await s.start();
+    const held = await eventually(
+      () => status(handle.workflowId),
+      (st) => st.state === 'budget-exhausted',
+    );
+    expect(held.budget!.hold).toMatchObject({ by: 'budget' });
+    expect(held.budget!.level).toBe('exhausted');
+    expect(held.budget!.monthPosts).toBeGreaterThanOrEqual(40);
+    expect(held.budget!.estimatedCostMonthUsd).toBeCloseTo(held.budget!.monthPosts * 0.01, 2);
+    expect(Date.parse(held.budget!.hold!.until)).toBeGreaterThan(Date.now());
+    await eventually(
+      async () => s.x.stats().activeConnection,
+      (active) => !active,
+    );
+    await eventually(
+      async () => hooks.map((h) => h.level),
+      (levels) => levels.includes('warn') && levels.includes('exhausted'),
+    );
+    expect(hooks.every((h) => h.kind === 'x-read-budget')).toBe(true);
+
+    // A bad budget is refused with a message naming the expected form; nothing changes.
+    const bad = handle.executeUpdate(setBudgetUpdate, { args: [{ monthlyPosts: -5 }] });
+    await expect(bad).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(await bad.catch((e: WorkflowUpdateFailedError) => String((e.cause as Error)?.message))).toMatch(
+      /positive integer/,
+    );
+    expect((await status(handle.workflowId)).state).toBe('budget-exhausted');
+
+    const raised = await handle.executeUpdate(setBudgetUpdate, { args: [{ monthlyPosts: 1_000_000 }] });
+    expect(raised.level).toBe('ok');
+    expect(raised.hold).toBeUndefined();
+    const resumed = await eventually(
+      () => status(handle.workflowId),
+      (st) => st.state === 'running' && st.progress.postsReceived > held.progress.postsReceived + 10,
+    );
+    expect(resumed.budget!.monthlyPosts).toBe(1_000_000);
+    // The held interval is a gap like any other.
+    expect(resumed.gaps!.counts.found).toBeGreaterThanOrEqual(1);
+  } finally {
+    await s.stopAll();
+    hook.close();
+  }
+});
+
+test("X's usage cap holds the stream without a retry every minute; resume after the cap is lifted reconnects", async () => {
+  const s = await setup({}, { faults: { usageCapped: true } });
+  try {
+    await s.startWorker();
+    const handle = await s.start();
+    const held = await eventually(
+      () => status(handle.workflowId),
+      (st) => st.state === 'budget-exhausted',
+    );
+    expect(held.budget!.hold).toMatchObject({ by: 'x-usage-cap' });
+    expect(held.budget!.hold!.detail).toMatch(/cap/i);
+    // One connect, refused once; the activity failed for good (no retry scheduled), the workflow
+    // waits on a timer until the month turns.
+    expect(s.x.stats().rejected).toEqual({ 429: 1 });
+    const history = await handle.fetchHistory();
+    const failed = history.events!.filter((e) => e.activityTaskFailedEventAttributes);
+    expect(failed).toHaveLength(1);
+    const desc = await handle.describe();
+    expect(desc.raw.pendingActivities ?? []).toEqual([]);
+
+    s.x.setFaults({ usageCapped: false });
+    await handle.signal(resumeSignal);
+    const running = await eventually(
+      () => status(handle.workflowId),
+      (st) => st.state === 'running' && st.progress.postsPublished >= 10,
+    );
+    expect(running.budget!.hold).toBeUndefined();
+    expect(s.x.stats().rejected).toEqual({ 429: 1 });
+  } finally {
+    await s.stopAll();
+  }
+});
