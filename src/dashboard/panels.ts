@@ -12,10 +12,14 @@ import {
 } from '../adapters/bigquery/dashboard-queries';
 import { SupervisorUnavailableError } from '../adapters/temporal/supervisor-status';
 import type { AppConfig } from '../config';
+import { budgetLevel, dayOf, monthOf, type BudgetLevel, type BudgetStatus } from '../domain/budget';
+import type { GapCounts, GapState, SearchEndpoint, UnsearchableRule } from '../domain/gaps';
 import {
   loadWorkflowId,
   qualityWorkflowId,
   supervisorWorkflowId,
+  type GapsStatus,
+  type PipelineState,
   type PipelineStatus,
 } from '../domain/pipeline-status';
 
@@ -454,4 +458,177 @@ export async function pipelineHealth(
         : `The supervisor's status query failed: ${(err as Error)?.message ?? String(err)}`;
     return { state: 'empty', data: { links, running: false, reason }, message: reason };
   }
+}
+
+// -------------------------------------------------------------------------------------------------
+// X reads and gaps (the supervisor's read budget and gap ledger)
+// -------------------------------------------------------------------------------------------------
+
+/** Said in place of the budget or the gap ledger when the supervisor's `status` has no such field. */
+export const NOT_REPORTED =
+  'Not reported by this supervisor: it runs a version without the read budget and the gap ledger.';
+
+/** Rows of the gap table. */
+export const LATEST_GAPS_SHOWN = 8;
+
+export interface ReadsView {
+  /** UTC day and month the counts below belong to (the dashboard's, when the supervisor's are older). */
+  day: string;
+  month: string;
+  dayPosts: number;
+  monthPosts: number;
+  /** Of `monthPosts`, read by search (gap fill). */
+  monthSearchPosts: number;
+  /** Posts per month; null = no limit. */
+  monthlyPosts: number | null;
+  /** `monthPosts` as a percentage of `monthlyPosts` (may pass 100); null = no limit. */
+  usedPercent: number | null;
+  costPerPostUsd: number;
+  estimatedCostTodayUsd: number;
+  estimatedCostMonthUsd: number;
+  level: BudgetLevel;
+  /** The supervisor's last counted day, when it is older than today (nothing read since). */
+  lastCountedDay: string | null;
+  /** Set while the stream is held by the budget or X's usage cap. */
+  hold: { by: 'budget' | 'x-usage-cap'; label: string; detail: string; until: string | null } | null;
+}
+
+export interface GapRow {
+  id: string;
+  start: string;
+  end: string;
+  durationSeconds: number | null;
+  reason: string;
+  state: GapState;
+  postsFound: number | null;
+  postsPublished: number | null;
+  unsearchable: UnsearchableRule[];
+  detail: string | null;
+  endpoint: SearchEndpoint | null;
+  finishedAt: string | null;
+}
+
+export interface GapsView {
+  counts: GapCounts;
+  /** The stream is not delivering right now: since when (X's clock) and why. */
+  open: { start: string; reason: string } | null;
+  /** The newest gaps of the ledger, newest first (at most {@link LATEST_GAPS_SHOWN}). */
+  latest: GapRow[];
+  /** Gaps the supervisor keeps in its ledger (every unfinished one and the newest finished ones). */
+  inLedger: number;
+}
+
+export interface ReadsAndGaps {
+  state: PipelineState;
+  /** Null: not reported by this supervisor ({@link NOT_REPORTED}). */
+  reads: ReadsView | null;
+  gaps: GapsView | null;
+  notReported: string;
+}
+
+const HOLD_LABEL = { budget: 'budget exhausted', 'x-usage-cap': 'X usage cap' } as const;
+
+/**
+ * The reads, with counters of an earlier UTC day or month shown as today's and this month's zero: the
+ * supervisor rolls its counters over only when it next counts a read, so a quiet stream would
+ * otherwise show yesterday's reads as today's.
+ */
+export function readsView(b: BudgetStatus, state: PipelineState, now: Date): ReadsView {
+  const today = dayOf(now.getTime());
+  const thisMonth = monthOf(now.getTime());
+  const dayStale = typeof b.day === 'string' && b.day < today;
+  const monthStale = typeof b.month === 'string' && b.month < thisMonth;
+  const monthlyPosts = typeof b.monthlyPosts === 'number' ? b.monthlyPosts : null;
+  const monthPosts = monthStale ? 0 : num(b.monthPosts);
+  const usage = {
+    day: dayStale ? today : String(b.day ?? today),
+    dayPosts: dayStale ? 0 : num(b.dayPosts),
+    month: monthStale ? thisMonth : String(b.month ?? thisMonth),
+    monthPosts,
+    monthSearchPosts: monthStale ? 0 : num(b.monthSearchPosts),
+  };
+  const by = b.hold?.by === 'x-usage-cap' ? 'x-usage-cap' : 'budget';
+  const hold: ReadsView['hold'] = b.hold
+    ? { by, label: HOLD_LABEL[by], detail: String(b.hold.detail ?? ''), until: iso(b.hold.until) }
+    : state === 'budget-exhausted'
+      ? { by: 'budget', label: HOLD_LABEL.budget, detail: 'The supervisor gave no detail.', until: null }
+      : null;
+  return {
+    ...usage,
+    monthlyPosts,
+    // A budget of 0 is spent before the first read.
+    usedPercent: monthlyPosts === null ? null : monthlyPosts > 0 ? (100 * monthPosts) / monthlyPosts : 100,
+    costPerPostUsd: num(b.costPerPostUsd),
+    estimatedCostTodayUsd: dayStale ? 0 : num(b.estimatedCostTodayUsd),
+    estimatedCostMonthUsd: monthStale ? 0 : num(b.estimatedCostMonthUsd),
+    level: monthStale
+      ? budgetLevel(
+          { ...usage, warnedPercent: 0 },
+          { monthlyPosts: monthlyPosts ?? undefined, costPerPostUsd: 0 },
+        )
+      : (b.level ?? 'ok'),
+    lastCountedDay: dayStale ? b.day : null,
+    hold,
+  };
+}
+
+export function gapsView(g: GapsStatus): GapsView {
+  const c: Partial<GapCounts> = g.counts ?? {};
+  const ledger = Array.isArray(g.ledger) ? g.ledger : [];
+  const latest = [...ledger]
+    .sort((a, b) => String(b.start).localeCompare(String(a.start)))
+    .slice(0, LATEST_GAPS_SHOWN)
+    .map((x): GapRow => ({
+      id: String(x.id),
+      start: x.start,
+      end: x.end,
+      durationSeconds:
+        Number.isFinite(Date.parse(x.start)) && Number.isFinite(Date.parse(x.end))
+          ? (Date.parse(x.end) - Date.parse(x.start)) / 1000
+          : null,
+      reason: String(x.reason),
+      state: x.state,
+      postsFound: numOrNull(x.postsFound),
+      postsPublished: numOrNull(x.postsPublished),
+      unsearchable: x.unsearchable ?? [],
+      detail: str(x.detail),
+      endpoint: x.endpoint ?? null,
+      finishedAt: str(x.finishedAt),
+    }));
+  return {
+    counts: {
+      found: num(c.found),
+      open: num(c.open),
+      pending: num(c.pending),
+      filled: num(c.filled),
+      unrecoverable: num(c.unrecoverable),
+      skipped: num(c.skipped),
+      postsFilled: num(c.postsFilled),
+    },
+    open: g.open ? { start: g.open.start, reason: String(g.open.reason) } : null,
+    latest,
+    inLedger: ledger.length,
+  };
+}
+
+/**
+ * The reads from X (today, this month, by search, the estimated cost, the budget and any hold) and
+ * the gap ledger, from the same `status` answer as the pipeline panel. A supervisor that predates
+ * them answers without these fields: each missing part is shown as {@link NOT_REPORTED}.
+ */
+export function readsAndGaps(health: Panel<PipelineHealth>, now: Date): Panel<ReadsAndGaps> {
+  const status = health.state === 'error' ? undefined : health.data?.status;
+  if (!status) {
+    const why = health.state === 'ok' ? 'the supervisor sent no status.' : health.message;
+    return { state: 'empty', message: `No reads from X or gaps to show. ${why}` };
+  }
+  const data: ReadsAndGaps = {
+    state: status.state,
+    reads: status.budget ? readsView(status.budget, status.state, now) : null,
+    gaps: status.gaps ? gapsView(status.gaps) : null,
+    notReported: NOT_REPORTED,
+  };
+  return data.reads || data.gaps
+    ? { state: 'ok', data }
+    : { state: 'empty', data, message: `X reads and gaps: ${NOT_REPORTED}` };
 }

@@ -6,10 +6,11 @@
  *   /api/summary                       every panel at once (what the page polls)
  *   /api/posts-per-minute, /api/hashtags, /api/mentions, /api/domains, /api/languages,
  *   /api/top-posts, /api/ingestion-lag, /api/dead-letters, /api/load-runs, /api/quality,
- *   /api/pipeline                      one panel each: { state: ok|empty|error, data?, message? }
+ *   /api/pipeline, /api/reads-and-gaps one panel each: { state: ok|empty|error, data?, message? }
  *   /healthz                           liveness
  * Each panel's result is cached for `cacheTtlMs` per range, single-flight: concurrent viewers share
- * one query. Bound to HEALTH_HOST (127.0.0.1 by default), port DASHBOARD_PORT (0 = any free port).
+ * one query; `pipeline` and `reads-and-gaps` share one answer of the supervisor's `status` query.
+ * Bound to HEALTH_HOST (127.0.0.1 by default), port DASHBOARD_PORT (0 = any free port).
  */
 import { createReadStream } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -29,6 +30,7 @@ import {
   pipelineHealth,
   postsPerMinute,
   quality,
+  readsAndGaps,
   settle,
   topDomains,
   topHashtags,
@@ -37,6 +39,7 @@ import {
   type DashboardConfig,
   type Panel,
   type PanelContext,
+  type PipelineHealth,
   type Range,
 } from './panels';
 
@@ -86,8 +89,11 @@ const PANELS = {
   quality,
 } as const satisfies Record<string, (ctx: PanelContext) => Promise<Panel<unknown>>>;
 
-type PanelName = keyof typeof PANELS | 'pipeline';
-const PANEL_NAMES = [...Object.keys(PANELS), 'pipeline'] as PanelName[];
+/** The panels drawn from the supervisor's `status` query rather than from BigQuery. */
+const STATUS_PANELS = ['pipeline', 'reads-and-gaps'] as const;
+
+type PanelName = keyof typeof PANELS | (typeof STATUS_PANELS)[number];
+const PANEL_NAMES = [...Object.keys(PANELS), ...STATUS_PANELS] as PanelName[];
 
 const PUBLIC_DIR = join(__dirname, 'public');
 
@@ -140,9 +146,17 @@ export async function startDashboard(deps: DashboardDeps): Promise<Dashboard> {
   const onQueryError = (panel: string) => (err: unknown) =>
     logger.warn({ err, panel, dataset: config.gcp.dataset }, 'dashboard panel query failed');
 
+  const rangeless = (name: PanelName) =>
+    name === 'quality' || (STATUS_PANELS as readonly string[]).includes(name);
   const loadPanel = (name: PanelName, range: Range): Promise<Panel<unknown>> =>
-    cache.get<Panel<unknown>>(`${name}:${name === 'pipeline' || name === 'quality' ? '' : range}`, () => {
+    cache.get<Panel<unknown>>(`${name}:${rangeless(name) ? '' : range}`, () => {
       if (name === 'pipeline') return pipelineHealth(config, status);
+      if (name === 'reads-and-gaps') {
+        // The pipeline panel's cached answer: one status query for both panels.
+        return loadPanel('pipeline', range).then((health) =>
+          readsAndGaps(health as Panel<PipelineHealth>, now()),
+        );
+      }
       const t = now();
       const since = new Date(t.getTime() - RANGES[range]);
       const ctx: PanelContext = { queries, config, range, now: t, since };

@@ -6,10 +6,12 @@ import type { BigQuery } from '@google-cloud/bigquery';
 import { createBigQueryClient } from '../../../src/adapters/bigquery/client';
 import { ensureViews } from '../../../src/adapters/bigquery/views';
 import type { AppConfig } from '../../../src/config';
+import { NOT_REPORTED } from '../../../src/dashboard/panels';
 import { startDashboard, SupervisorUnavailableError, type Dashboard } from '../../../src/dashboard/server';
+import type { PipelineStatus } from '../../../src/domain/pipeline-status';
 import { createLogger } from '../../../src/observability/logger';
 import { testConfig, uniqueName } from '../../support/config';
-import { createTables, runningStatus, seedRows } from './seed';
+import { createTables, gapsOf, legacyStatus, readsOf, runningStatus, seedRows } from './seed';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -208,6 +210,68 @@ describe('dashboard API with seeded rows', () => {
     ]);
   });
 
+  it("shows the supervisor's reads from X, its budget and its gap ledger, newest gaps first", async () => {
+    const { status, body } = await get(dashboard, '/api/reads-and-gaps');
+    expect(status).toBe(200);
+    expect(body.state).toBe('ok');
+    expect(body.data.state).toBe('running');
+    expect(body.data.reads).toEqual({
+      day: new Date(now).toISOString().slice(0, 10),
+      month: new Date(now).toISOString().slice(0, 7),
+      dayPosts: 1234,
+      monthPosts: 45_678,
+      monthSearchPosts: 321,
+      monthlyPosts: 50_000,
+      usedPercent: expect.closeTo(91.356, 3),
+      costPerPostUsd: 0.005,
+      estimatedCostTodayUsd: 6.17,
+      estimatedCostMonthUsd: 228.39,
+      level: 'warn',
+      lastCountedDay: null,
+      hold: null,
+    });
+    expect(body.data.gaps.counts).toEqual({
+      found: 4,
+      open: 1,
+      pending: 1,
+      filled: 1,
+      unrecoverable: 1,
+      skipped: 1,
+      postsFilled: 40,
+    });
+    expect(body.data.gaps.open).toEqual({
+      start: new Date(now - 60_000).toISOString(),
+      reason: 'disconnect:http_503',
+    });
+    expect(body.data.gaps.inLedger).toBe(4);
+    expect(body.data.gaps.latest.map((g: { id: string }) => g.id)).toEqual([
+      'gap-pending',
+      'gap-skipped',
+      'gap-unrecoverable',
+      'gap-filled',
+    ]);
+    expect(body.data.gaps.latest[2]).toEqual({
+      id: 'gap-unrecoverable',
+      start: new Date(now - 30 * 60_000).toISOString(),
+      end: new Date(now - 30 * 60_000 + 30_000).toISOString(),
+      durationSeconds: 30,
+      reason: 'disconnect:stall',
+      state: 'unrecoverable',
+      postsFound: 7,
+      postsPublished: 7,
+      unsearchable: [{ rule: 'sample:10 tesla', reason: 'sample: is not available on search' }],
+      detail: '1 rule could not be searched',
+      endpoint: 'recent',
+      finishedAt: new Date(now - 28 * 60_000).toISOString(),
+    });
+    expect(body.data.gaps.latest[0]).toMatchObject({
+      state: 'pending',
+      postsFound: null,
+      detail: null,
+      unsearchable: [],
+    });
+  });
+
   it('answers every panel in one summary, and many viewers cost one query per panel', async () => {
     const before = queries;
     const summaries = await Promise.all(
@@ -228,6 +292,7 @@ describe('dashboard API with seeded rows', () => {
         'pipeline',
         'posts-per-minute',
         'quality',
+        'reads-and-gaps',
         'top-posts',
       ].sort(),
     );
@@ -295,6 +360,9 @@ describe('dashboard API without data', () => {
     expect(body.panels.quality.message).toMatch(/No data-quality results yet/);
     expect(body.panels.pipeline.message).toBe('The supervisor workflow x-ingest-default is not running.');
     expect(body.panels.pipeline.data.links).toHaveLength(3);
+    expect(body.panels['reads-and-gaps'].message).toBe(
+      'No reads from X or gaps to show. The supervisor workflow x-ingest-default is not running.',
+    );
     expect(body.panels['load-runs'].data.backlog).toMatchObject({
       lastBatchMessages: null,
       batchFull: false,
@@ -317,5 +385,110 @@ describe('dashboard API without data', () => {
       state: 'empty',
       message: expect.stringMatching(/v_top_hashtags reads .* does not exist yet\. Run `npm run setup`/),
     });
+  });
+});
+
+describe("X reads and gaps from the supervisor's status", () => {
+  const config = configFor(uniqueName('dash_reads'));
+  const bq = createBigQueryClient(config.gcp);
+  const dashboards: Dashboard[] = [];
+  afterAll(async () => {
+    await Promise.all(dashboards.map((d) => d.close()));
+  });
+
+  /** A dashboard whose supervisor answers `answer()`; counts the status queries it is sent. */
+  async function dashboardFor(answer: () => PipelineStatus, at?: number) {
+    const asked = { queries: 0 };
+    const d = await startDashboard({
+      bigquery: bq,
+      config,
+      logger,
+      status: async () => {
+        asked.queries += 1;
+        return answer();
+      },
+      ...(at === undefined ? {} : { now: () => new Date(at) }),
+    });
+    dashboards.push(d);
+    return { d, asked };
+  }
+
+  it('says "not reported by this supervisor" when its status has neither field, and the pipeline panel is unchanged', async () => {
+    // Only the status panels: this dashboard's dataset does not exist, and BigQuery is not under test.
+    const { d, asked } = await dashboardFor(() => legacyStatus(Date.now()));
+    const [pipeline, reads] = await Promise.all([get(d, '/api/pipeline'), get(d, '/api/reads-and-gaps')]);
+    expect(reads.status).toBe(200);
+    expect(reads.body).toEqual({
+      state: 'empty',
+      data: { state: 'running', reads: null, gaps: null, notReported: NOT_REPORTED },
+      message: `X reads and gaps: ${NOT_REPORTED}`,
+    });
+    expect(pipeline.body.state).toBe('ok');
+    expect(pipeline.body.data.status.progress.reconnects).toBe(3);
+    // Both panels come from one answer of the status query.
+    expect(asked.queries).toBe(1);
+  });
+
+  it('shows the part that is reported when the other is missing', async () => {
+    const now = Date.now();
+    const { d } = await dashboardFor(() => ({ ...legacyStatus(now), gaps: gapsOf(now) }));
+    const { body } = await get(d, '/api/reads-and-gaps');
+    expect(body.state).toBe('ok');
+    expect(body.data.reads).toBeNull();
+    expect(body.data.gaps.counts.found).toBe(4);
+  });
+
+  it("shows the hold and its end while the stream is held by X's usage cap", async () => {
+    const now = Date.now();
+    const until = new Date(now + 3_600_000).toISOString();
+    const { d } = await dashboardFor(() => ({
+      ...legacyStatus(now),
+      state: 'budget-exhausted',
+      budget: readsOf(now, { by: 'x-usage-cap', detail: 'X: UsageCapExceeded: Monthly product cap', until }),
+      gaps: gapsOf(now),
+    }));
+    const { body } = await get(d, '/api/reads-and-gaps');
+    expect(body.data.state).toBe('budget-exhausted');
+    expect(body.data.reads.hold).toEqual({
+      by: 'x-usage-cap',
+      label: 'X usage cap',
+      detail: 'X: UsageCapExceeded: Monthly product cap',
+      until,
+    });
+  });
+
+  it('counts an earlier UTC day and month as nothing read today and this month', async () => {
+    // The supervisor rolls its counters over only when it next reads a post.
+    const at = Date.parse('2026-12-01T00:05:00Z');
+    const before = Date.parse('2026-11-30T23:50:00Z');
+    const { d } = await dashboardFor(
+      () => ({
+        ...legacyStatus(at),
+        budget: { ...readsOf(before), monthPosts: 50_000, level: 'exhausted' },
+      }),
+      at,
+    );
+    const { body } = await get(d, '/api/reads-and-gaps');
+    expect(body.data.reads).toMatchObject({
+      day: '2026-12-01',
+      month: '2026-12',
+      dayPosts: 0,
+      monthPosts: 0,
+      monthSearchPosts: 0,
+      estimatedCostTodayUsd: 0,
+      estimatedCostMonthUsd: 0,
+      usedPercent: 0,
+      level: 'ok',
+      lastCountedDay: '2026-11-30',
+    });
+    expect(body.data.gaps).toBeNull();
+  });
+
+  it('says "no limit" as a null budget', async () => {
+    const now = Date.now();
+    const { monthlyPosts: _unset, ...unlimited } = readsOf(now);
+    const { d } = await dashboardFor(() => ({ ...legacyStatus(now), budget: { ...unlimited, level: 'ok' } }));
+    const { body } = await get(d, '/api/reads-and-gaps');
+    expect(body.data.reads).toMatchObject({ monthlyPosts: null, usedPercent: null, level: 'ok' });
   });
 });

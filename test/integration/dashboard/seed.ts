@@ -6,7 +6,8 @@
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { AppConfig } from '../../../src/config';
 import { TABLES, type TableSpec } from '../../../src/domain/bigquery-schema';
-import type { PipelineStatus } from '../../../src/domain/pipeline-status';
+import { budgetStatus, dayOf, monthOf, type BudgetStatus } from '../../../src/domain/budget';
+import type { GapsStatus, PipelineStatus } from '../../../src/domain/pipeline-status';
 import { DQ_RESULTS_TABLE } from '../../../src/domain/quality';
 
 type Gcp = AppConfig['gcp'];
@@ -178,8 +179,88 @@ export async function seedRows(bq: BigQuery, gcp: Gcp, now: number): Promise<voi
     ]);
 }
 
-/** What a running supervisor answers to its `status` query (the logic under test is the dashboard's). */
+/**
+ * What a running supervisor answers to its `status` query (the logic under test is the dashboard's),
+ * with its read budget and gap ledger ({@link readsOf}, {@link gapsOf}).
+ */
 export function runningStatus(now: number): PipelineStatus {
+  return { ...legacyStatus(now), budget: readsOf(now), gaps: gapsOf(now) };
+}
+
+/** The read budget: 1,234 posts read today, 45,678 this month (321 by search) of 50,000: over 80 %. */
+export function readsOf(now: number, hold?: BudgetStatus['hold']): BudgetStatus {
+  return budgetStatus(
+    {
+      day: dayOf(now),
+      dayPosts: 1234,
+      month: monthOf(now),
+      monthPosts: 45_678,
+      monthSearchPosts: 321,
+      warnedPercent: 80,
+    },
+    { monthlyPosts: 50_000, costPerPostUsd: 0.005 },
+    hold,
+  );
+}
+
+/**
+ * The gap ledger: four gaps (filled, unrecoverable with a rule search cannot run, skipped, pending),
+ * oldest first as the supervisor keeps them, and a gap open since a minute ago.
+ */
+export function gapsOf(now: number): GapsStatus {
+  return {
+    counts: { found: 4, open: 1, pending: 1, filled: 1, unrecoverable: 1, skipped: 1, postsFilled: 40 },
+    open: { start: iso(now - MIN), reason: 'disconnect:http_503' },
+    ledger: [
+      {
+        id: 'gap-filled',
+        start: iso(now - 50 * MIN),
+        end: iso(now - 49 * MIN),
+        reason: 'worker-restart',
+        state: 'filled',
+        recordedAt: iso(now - 49 * MIN),
+        postsFound: 42,
+        postsPublished: 40,
+        unsearchable: [],
+        endpoint: 'recent',
+        finishedAt: iso(now - 48 * MIN),
+      },
+      {
+        id: 'gap-unrecoverable',
+        start: iso(now - 30 * MIN),
+        end: iso(now - 30 * MIN + 30_000),
+        reason: 'disconnect:stall',
+        state: 'unrecoverable',
+        recordedAt: iso(now - 29 * MIN),
+        postsFound: 7,
+        postsPublished: 7,
+        unsearchable: [{ rule: 'sample:10 tesla', reason: 'sample: is not available on search' }],
+        detail: '1 rule could not be searched',
+        endpoint: 'recent',
+        finishedAt: iso(now - 28 * MIN),
+      },
+      {
+        id: 'gap-skipped',
+        start: iso(now - 20 * MIN),
+        end: iso(now - 15 * MIN),
+        reason: 'paused',
+        state: 'skipped',
+        recordedAt: iso(now - 15 * MIN),
+      },
+      {
+        id: 'gap-pending',
+        start: iso(now - 3 * MIN),
+        end: iso(now - 2 * MIN),
+        reason: 'continue-as-new',
+        state: 'pending',
+        recordedAt: iso(now - 2 * MIN),
+      },
+    ],
+  };
+}
+
+/** What a supervisor that predates the read budget and the gap ledger answers: neither field. */
+export function legacyStatus(now: number): PipelineStatus {
   return {
     streamName: 'default',
     state: 'running',
