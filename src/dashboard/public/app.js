@@ -191,7 +191,8 @@
       const s = data.status;
       const p = s.progress;
       const connected = s.state === 'running' && p.connected;
-      pill.textContent = s.state === 'paused' ? 'paused' : connected ? 'connected' : s.state;
+      const held = s.state === 'budget-exhausted' ? holdLabel(s.budget && s.budget.hold) : null;
+      pill.textContent = s.state === 'paused' ? 'paused' : held || (connected ? 'connected' : s.state);
       pill.className = `pill ${s.state === 'paused' ? 'warn' : connected ? 'ok' : 'fail'}`;
       body.append(
         el(
@@ -199,8 +200,14 @@
           { className: 'stats' },
           stat(
             'stream',
-            s.state === 'paused' ? 'paused' : connected ? 'connected' : `${s.state} · disconnected`,
-            connected ? 'ok' : 'warn',
+            s.state === 'paused'
+              ? 'paused'
+              : held
+                ? `held · ${held}`
+                : connected
+                  ? 'connected'
+                  : `${s.state} · disconnected`,
+            connected ? 'ok' : held ? 'fail' : 'warn',
           ),
           stat('reconnects', n(p.reconnects)),
           stat('received', n(p.postsReceived)),
@@ -229,6 +236,192 @@
         data.links.map((l) => link(l.url, l.role)),
       ),
     );
+  }
+
+  /** What holds the stream in `budget-exhausted`: the read budget or X's usage cap. */
+  function holdLabel(hold) {
+    return hold && hold.by === 'x-usage-cap' ? 'X usage cap' : 'budget exhausted';
+  }
+
+  const usd = new Intl.NumberFormat('en-US', {
+    style: 'currency',
+    currency: 'USD',
+    minimumFractionDigits: 2,
+    maximumFractionDigits: 2,
+  });
+  /** A UTC instant as `YYYY-MM-DD HH:MM UTC` (budget months and X's resets are UTC). */
+  const utc = (iso) => (iso ? `${iso.slice(0, 16).replace('T', ' ')} UTC` : 'an unknown time');
+  /** Local clock time, with the date when it is not today. */
+  const when = (iso) => {
+    if (!iso) return '–';
+    const d = new Date(iso);
+    return d.toDateString() === new Date().toDateString()
+      ? time(iso)
+      : `${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${time(iso)}`;
+  };
+  const span = (s) => (s === null || s === undefined ? '' : ` (${secs(s)})`);
+  /** A stat tile tests and readers can find by name. */
+  const tile = (name, label, value, cls) => {
+    const t = stat(label, value, cls);
+    t.dataset.stat = name;
+    return t;
+  };
+
+  function readsAndGaps(panel) {
+    const data = frame('reads-and-gaps', panel);
+    // Neither part reported: the panel's message says so.
+    if (!data || (!data.reads && !data.gaps)) return;
+    const body = $('.body', card('reads-and-gaps'));
+    const r = data.reads;
+    const g = data.gaps;
+
+    if (r && r.hold) {
+      body.append(
+        el(
+          'div',
+          { className: 'banner hold', role: 'alert', 'data-hold': r.hold.by },
+          el(
+            'b',
+            {},
+            r.hold.by === 'x-usage-cap' ? 'X usage cap: stream held' : 'Budget exhausted: stream held',
+          ),
+          `${r.hold.detail} Held until ${utc(r.hold.until)}.`,
+        ),
+      );
+    }
+
+    body.append(el('h3', {}, 'Posts read from X'));
+    if (!r) {
+      body.append(el('p', { className: 'empty', 'data-missing': 'reads' }, data.notReported));
+    } else {
+      const used =
+        r.monthlyPosts === null
+          ? 'no limit'
+          : `${n(r.monthPosts)} of ${n(r.monthlyPosts)} (${Math.round(r.usedPercent)} %)`;
+      body.append(
+        el(
+          'div',
+          { className: 'stats' },
+          tile('today', `today (${r.day})`, n(r.dayPosts)),
+          tile('month', `this month (${r.month})`, n(r.monthPosts)),
+          tile('search', 'of which by search', n(r.monthSearchPosts)),
+          tile('cost-today', 'est. cost today', usd.format(r.estimatedCostTodayUsd)),
+          tile('cost-month', 'est. cost this month', usd.format(r.estimatedCostMonthUsd)),
+          tile(
+            'budget',
+            'budget used',
+            used,
+            r.level === 'exhausted' ? 'fail' : r.level === 'warn' ? 'warn' : '',
+          ),
+        ),
+        el(
+          'p',
+          { className: 'note' },
+          `Posts read (stream and search) at $${r.costPerPostUsd}` +
+            ` per post (X_COST_PER_POST_USD): an upper bound, X does not bill a post read again the same UTC day.` +
+            (r.lastCountedDay ? ` Nothing read since ${r.lastCountedDay}.` : '') +
+            (r.level === 'warn' ? ' Over 80 % of the monthly budget (X_MONTHLY_POST_BUDGET).' : ''),
+        ),
+      );
+    }
+
+    body.append(el('h3', {}, 'Gaps in the stream'));
+    if (!g) {
+      body.append(el('p', { className: 'empty', 'data-missing': 'gaps' }, data.notReported));
+      return;
+    }
+    const c = g.counts;
+    body.append(
+      el(
+        'div',
+        { className: 'stats' },
+        tile('found', 'found', n(c.found)),
+        tile('open', 'open', n(c.open), c.open > 0 ? 'warn' : ''),
+        tile('pending', 'being filled', n(c.pending)),
+        tile('filled', 'filled', n(c.filled), c.filled > 0 ? 'ok' : ''),
+        tile('unrecoverable', 'unrecoverable', n(c.unrecoverable), c.unrecoverable > 0 ? 'fail' : ''),
+        tile('skipped', 'skipped', n(c.skipped)),
+        tile('posts-filled', 'posts filled', n(c.postsFilled)),
+      ),
+    );
+    if (g.open) {
+      body.append(
+        el(
+          'p',
+          { className: 'warn', 'data-open-gap': '' },
+          `The stream is not delivering: a gap is open since ${when(g.open.start)} (${g.open.reason}).`,
+        ),
+      );
+    }
+    if (g.latest.length === 0) {
+      body.append(el('p', { className: 'muted' }, 'No gaps recorded.'));
+      return;
+    }
+    body.append(
+      el(
+        'table',
+        { className: 'gaps' },
+        el(
+          'thead',
+          {},
+          el(
+            'tr',
+            {},
+            el('th', {}, 'interval'),
+            el('th', {}, 'reason'),
+            el('th', {}, 'state'),
+            el('th', { className: 'n' }, 'posts found'),
+            el('th', {}, 'detail'),
+          ),
+        ),
+        el(
+          'tbody',
+          {},
+          g.latest.map((x) =>
+            el(
+              'tr',
+              { title: `${x.id}: ${x.start} → ${x.end}`, 'data-gap': x.id },
+              el('td', {}, `${when(x.start)} → ${when(x.end)}${span(x.durationSeconds)}`),
+              el('td', {}, x.reason),
+              el(
+                'td',
+                {},
+                el(
+                  'span',
+                  {
+                    className: `badge ${x.state === 'filled' ? 'ok' : x.state === 'unrecoverable' ? 'fail' : x.state === 'skipped' ? '' : 'warn'}`,
+                  },
+                  x.state,
+                ),
+              ),
+              el(
+                'td',
+                { className: 'n', title: x.endpoint ? `search/${x.endpoint}` : '' },
+                x.postsFound === null ? '–' : n(x.postsFound),
+              ),
+              el(
+                'td',
+                {},
+                x.detail,
+                x.unsearchable.length > 0
+                  ? el(
+                      'ul',
+                      { className: 'reasons' },
+                      x.unsearchable.map((u) => el('li', {}, `not searchable: ${u.rule} (${u.reason})`)),
+                    )
+                  : null,
+                !x.detail && x.unsearchable.length === 0 ? '–' : null,
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+    if (g.inLedger > g.latest.length) {
+      body.append(
+        el('p', { className: 'note' }, `The latest ${g.latest.length} of ${g.inLedger} in the ledger.`),
+      );
+    }
   }
 
   function lag(panel, summary) {
@@ -458,6 +651,7 @@
     pipeline(p.pipeline);
     lag(p['ingestion-lag'], summary);
     loadRuns(p['load-runs']);
+    readsAndGaps(p['reads-and-gaps']);
     deadLetters(p['dead-letters']);
     quality(p.quality);
     barList('hashtags', p.hashtags, (k) => `#${k}`);

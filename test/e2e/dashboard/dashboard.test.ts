@@ -10,10 +10,19 @@ import type { BigQuery } from '@google-cloud/bigquery';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { createBigQueryClient } from '../../../src/adapters/bigquery/client';
 import { ensureViews } from '../../../src/adapters/bigquery/views';
+import { NOT_REPORTED } from '../../../src/dashboard/panels';
 import { startDashboard, type Dashboard } from '../../../src/dashboard/server';
+import type { PipelineStatus } from '../../../src/domain/pipeline-status';
 import { createLogger } from '../../../src/observability/logger';
 import { testConfig, uniqueName } from '../../support/config';
-import { createTables, runningStatus, seedRows } from '../../integration/dashboard/seed';
+import {
+  createTables,
+  gapsOf,
+  legacyStatus,
+  readsOf,
+  runningStatus,
+  seedRows,
+} from '../../integration/dashboard/seed';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = resolve(__dirname, '../../../artifacts/dashboard');
@@ -22,6 +31,7 @@ const PANELS = [
   'pipeline',
   'ingestion-lag',
   'load-runs',
+  'reads-and-gaps',
   'dead-letters',
   'quality',
   'hashtags',
@@ -125,6 +135,29 @@ describe('dashboard in Chromium', () => {
       expect(temporal).toContain(`${config.temporal.uiUrl}/namespaces/default/workflows/x-ingest-default`);
       expect(await page.locator('#pill').innerText()).toBe('connected');
       expect(await page.locator('[data-panel="quality"] .badge.fail').count()).toBeGreaterThan(0);
+      // Reads from X and the gap ledger, as text.
+      const reads = page.locator('[data-panel="reads-and-gaps"]');
+      const tile = async (name: string) =>
+        (await reads.locator(`[data-stat="${name}"] b`).innerText()).trim();
+      expect(await tile('today')).toBe('1,234');
+      expect(await tile('month')).toBe('45,678');
+      expect(await tile('search')).toBe('321');
+      expect(await tile('cost-today')).toBe('$6.17');
+      expect(await tile('cost-month')).toBe('$228.39');
+      expect(await tile('budget')).toBe('45,678 of 50,000 (91 %)');
+      expect(
+        await Promise.all(['found', 'open', 'filled', 'unrecoverable', 'skipped', 'posts-filled'].map(tile)),
+      ).toEqual(['4', '1', '1', '1', '1', '40']);
+      expect(await reads.locator('[data-open-gap]').innerText()).toMatch(/disconnect:http_503/);
+      expect(
+        await reads.locator('tr[data-gap]').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-gap'))),
+      ).toEqual(['gap-pending', 'gap-skipped', 'gap-unrecoverable', 'gap-filled']);
+      const unrecoverable = await reads.locator('tr[data-gap="gap-unrecoverable"]').innerText();
+      expect(unrecoverable).toMatch(/disconnect:stall/);
+      expect(unrecoverable).toMatch(/\(30\.0 s\)/);
+      expect(unrecoverable).toMatch(/not searchable: sample:10 tesla \(sample: is not available on search\)/);
+      expect(await reads.locator('tr[data-gap="gap-filled"] td.n').innerText()).toBe('42');
+      expect(await reads.locator('.banner').count()).toBe(0);
 
       // Switching to the last day refetches and shows the older post's hashtag.
       await page.click('button[data-range="day"]');
@@ -140,4 +173,52 @@ describe('dashboard in Chromium', () => {
       await page.close();
     });
   }
+
+  it("shows a stream held by X's usage cap, then a supervisor that reports no reads or gaps", async () => {
+    let answer: PipelineStatus = {
+      ...legacyStatus(now),
+      state: 'budget-exhausted',
+      budget: readsOf(now, {
+        by: 'x-usage-cap',
+        detail: 'X answered 429 UsageCapExceeded: Monthly product cap reached.',
+        until: '2031-01-01T00:00:00.000Z',
+      }),
+      gaps: gapsOf(now),
+    };
+    const held = await startDashboard({
+      bigquery: bq,
+      config,
+      logger: createLogger({ level: 'silent' }),
+      status: async () => answer,
+      cacheTtlMs: 0,
+    });
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    try {
+      await page.goto(held.url);
+      await page.waitForSelector('body[data-loaded="true"]', { timeout: 60_000 });
+      expect(await page.locator('#pill').innerText()).toBe('X usage cap');
+      const banner = page.locator('[data-panel="reads-and-gaps"] .banner[data-hold="x-usage-cap"]');
+      expect(await banner.innerText()).toMatch(
+        /X usage cap: stream held\s+X answered 429 UsageCapExceeded: Monthly product cap reached\. Held until 2031-01-01 00:00 UTC\./,
+      );
+      expect(await page.locator('[data-panel="pipeline"] .stats b.fail').innerText()).toBe(
+        'held · X usage cap',
+      );
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard-usage-cap.png'), fullPage: true });
+
+      answer = legacyStatus(now);
+      await page.reload();
+      await page.waitForSelector('body[data-loaded="true"]', { timeout: 60_000 });
+      const card = page.locator('[data-panel="reads-and-gaps"]');
+      expect(await card.getAttribute('data-state')).toBe('empty');
+      expect((await card.locator('.body').innerText()).trim()).toBe(`X reads and gaps: ${NOT_REPORTED}`);
+      expect(await page.locator('#pill').innerText()).toBe('connected');
+      expect(problems).toEqual([]);
+    } finally {
+      await page.close();
+      await held.close();
+    }
+  });
 });
