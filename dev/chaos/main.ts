@@ -1,12 +1,15 @@
 /**
- * `npm run chaos [-- --rounds 2 --rate 50 --outage 12 --kinds kill-stream-worker,x-drop,...]`
+ * `npm run chaos [-- --rounds 2 --rate 50 --outage 12 --gap-margin 2 --kinds kill-stream-worker,x-drop,...]`
  *
- * The pipeline at a steady rate on a private stack (see dev/bench/private-stack.ts) while every fault
- * kind is injected `--rounds` times (worker SIGKILLs, Temporal server restarts, X stand-in faults,
- * Pub/Sub and BigQuery outages through a loopback proxy, pause/resume/setRules). Prints the faults
- * survived by kind, posts checked, lost, duplicated and the longest recovery; writes
- * artifacts/chaos/<timestamp>.json; exits 1 on any loss or duplicate (or a malformed line missing
- * from the dead letters).
+ * The pipeline at a steady rate on a private stack (see dev/bench/private-stack.ts), on X's
+ * pay-per-use tier (`X_BACKFILL_MINUTES=0`: every gap is filled by search), while every fault kind is
+ * injected `--rounds` times (worker SIGKILLs, Temporal server restarts, X stand-in faults, Pub/Sub and
+ * BigQuery outages through a loopback proxy, pause/resume, pause/setRules/resume). `posts` is
+ * compared with every post the X stand-in created in the run's window (see run.ts). Prints the faults
+ * survived by kind, the gaps (found, filled, unrecoverable, posts filled), the posts read by search
+ * and the extra ones read because of the margins, lost, duplicated and the longest recovery; writes
+ * artifacts/chaos/<timestamp>.json (the workers' logs beside it); exits 1 on any loss or duplicate
+ * (or a malformed line missing from the dead letters).
  */
 import '../bench/private-stack';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,6 +23,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: process.env.CHAOS_ROUNDS ?? '2' },
     rate: { type: 'string', default: process.env.CHAOS_RATE ?? '50' },
     outage: { type: 'string', default: process.env.CHAOS_OUTAGE_S ?? '12' },
+    'gap-margin': { type: 'string', default: process.env.CHAOS_GAP_MARGIN_S ?? '2' },
     kinds: { type: 'string', default: process.env.CHAOS_KINDS ?? FAULT_KINDS.join(',') },
     'keep-stack': { type: 'boolean', default: false },
   },
@@ -42,6 +46,7 @@ async function main(): Promise<number> {
       plan,
       rate: Number(values.rate),
       outageS: Number(values.outage),
+      gapMarginS: Number(values['gap-margin']),
       recycleBigQuery: true,
       log: say,
     });

@@ -1,15 +1,38 @@
 /**
  * The chaos run, shared by `npm run chaos` (dev/chaos/main.ts) and the e2e test: the whole pipeline
  * at a steady rate while faults are injected one after another, each followed by a wait for recovery
- * (published and loaded counters both moving again). At the end the offer stops, everything
- * delivered is awaited in BigQuery (bounded), and the stand-in's ledger is compared with `posts` +
- * `posts_dead_letter`: lost = 0, duplicates = 0, every malformed line dead-lettered.
+ * (published and loaded counters both moving again). The workers run as on X's pay-per-use tier:
+ * `X_BACKFILL_MINUTES=0` (X replays nothing after a reconnect), so every interval the stream was
+ * not delivering must be recovered by the gap fill (recent search), with a small margin
+ * (`X_GAP_MARGIN_SECONDS=2`) so that fills run soon after each gap.
+ *
+ * The truth is the stand-in's world ledger: every matching post it created, whether or not anyone
+ * was connected (`world().created`), not only what it delivered on the stream.
+ *
+ * The window the verdict checks, on the stand-in's clock (each post's `created_at`):
+ * - it opens at the `created_at` of the first post the stream delivered (the offer starts once the
+ *   stream is connected, so nothing matching was created before it);
+ * - it closes at the latest `created_at` among the posts the stream had delivered when the offer
+ *   stops (taken just before the rate is set to 0, after the last fault has recovered and settled).
+ *   Posts created after that could only be read by a stream that no longer runs, or by a gap that is
+ *   never closed, so they cannot be expected; those the pipeline stores anyway count as `extra`.
+ * Both ends are inclusive: posts of one generator tick share a `created_at`.
+ *
+ * At the end the offer stops; the verdict waits (bounded) until the supervisor's `status` shows a
+ * progress report sent after the stop, no pending or filling gap and no open gap, then (bounded)
+ * until every post of the window is in `posts` (and every malformed line in `posts_dead_letter`).
+ * lost = created in the window and not in `posts`; duplicates = `COUNT(*) − COUNT(DISTINCT id)`.
+ * Reported besides: gaps found / filled / unrecoverable and posts filled (`status.gaps.counts`),
+ * posts read by search (`status.budget.monthSearchPosts`), the extra posts read because of margins
+ * (ids search returned that the stream had also delivered: searched ∩ delivered), and the rows of
+ * `posts` whose `source` is `search`.
  */
-import { supervisorWorkflowId } from '../../src/domain/pipeline-status';
+import { supervisorWorkflowId, type PipelineStatus } from '../../src/domain/pipeline-status';
+import type { StreamRule } from '../../src/domain/rules';
 import { pauseSignal, resumeSignal, setRulesUpdate } from '../../src/workflows/messages';
-import { sleep, startPipeline, verify, waitUntil, type Pipeline } from '../bench/pipeline';
+import { sleep, startPipeline, waitUntil, type Pipeline } from '../bench/pipeline';
 import { recycleBigQueryIfBloated, stackDown, stackUp } from '../stack/manager';
-import type { StandinFaults } from '../x-api-standin/server';
+import type { StandinFaults, StandinWorld } from '../x-api-standin/server';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
 export const FAULT_KINDS = [
@@ -27,6 +50,7 @@ export const FAULT_KINDS = [
   'x-duplicates',
   'pubsub-outage',
   'bigquery-outage',
+  'pause-resume',
   'pause-resume-setRules',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -42,10 +66,16 @@ export interface ChaosOptions {
   outageS?: number;
   /** Worker down time after SIGKILL, seconds. */
   downS?: number;
+  /** How long the stream stays paused in the pause faults, seconds. */
+  pauseS?: number;
   /** Max wait for recovery after each fault, seconds. */
   recoveryTimeoutS?: number;
-  /** Max wait for the final drain, seconds. */
+  /** Max wait, after the offer stops, for the gap ledger to settle (nothing pending or open), seconds. */
+  gapTimeoutS?: number;
+  /** Max wait, after that, for every post of the window to be in BigQuery, seconds. */
   drainTimeoutS?: number;
+  /** `X_GAP_MARGIN_SECONDS` of the workers. @default 2 */
+  gapMarginS?: number;
   /** Restart the BigQuery emulator between faults when it is bloated (own stack only). */
   recycleBigQuery?: boolean;
   /** Settings for the workers and the harness (e.g. private task queues on a shared server). */
@@ -62,33 +92,94 @@ export interface FaultOutcome {
   recoveryS: number | null;
 }
 
+/** A post of the window missing from `posts`, with the recorded gap that covers it, if any. */
+export interface LostPost {
+  id: string;
+  created_at: string;
+  delivered: boolean;
+  searched: boolean;
+  gap?: string;
+}
+
 export interface ChaosVerdict {
   faults: FaultOutcome[];
   survivedByKind: Record<string, number>;
   notRecovered: number;
-  postsChecked: number;
-  ledgerPosts: number;
+  /** The checked window (`created_at`, inclusive both ends; see the file header). */
+  window: { start: string; end: string } | null;
+  /** Posts the stand-in created in the window: what `posts` must hold. */
+  expected: number;
+  /** Of those, delivered on the stream (the rest could only come from the gap fill). */
+  expectedDelivered: number;
+  /** Posts the stand-in created in the whole run / delivered (unique) / returned by search (unique). */
+  created: number;
+  delivered: number;
+  searched: number;
+  /** Lines the stand-in wrote (duplicates included). */
+  ledgerWrites: number;
   rows: number;
+  distinctRows: number;
   lost: number;
   duplicates: number;
-  /** Ids in `posts` not in the ledger (lines cut by a drop and re-sent by backfill). */
+  /** Ids in `posts` outside the window (created after it closed and delivered or filled anyway). */
   extra: number;
+  /** Ids in `posts` the stand-in never created (must be 0). */
+  unknown: number;
+  /** Rows of `posts` with `source = 'search'` (stored from the gap fill, not the stream). */
+  searchRows: number;
+  gaps: {
+    found: number;
+    filled: number;
+    unrecoverable: number;
+    skipped: number;
+    pending: number;
+    open: boolean;
+    postsFilled: number;
+    /** Posts read by search (`status.budget.monthSearchPosts`). */
+    postsReadBySearch: number | null;
+    /** Posts search returned that the stream had delivered too (searched ∩ delivered): the margins' cost. */
+    extraReadByMargins: number;
+    /** Posts search returned that the stream never delivered: what the fill recovered. */
+    recoveredBySearch: number;
+    /** Search requests the stand-in received. */
+    searchRequests: number;
+    /** The gap ledger at the end (unfinished gaps and the newest finished ones). */
+    ledger: NonNullable<PipelineStatus['gaps']>['ledger'];
+  };
   malformedWritten: number;
   malformedDeadLetters: number;
   longestRecoveryS: number | null;
+  /** The gap ledger settled (nothing pending, nothing open) within `gapTimeoutS`. */
+  gapsSettled: boolean;
+  /** Every post of the window was in `posts` within `drainTimeoutS`. */
   drained: boolean;
+  /** Seconds from the offer's stop until the ledger settled / the window was in BigQuery. */
+  gapsSettledS: number | null;
+  drainedS: number | null;
   unexpectedWorkerExits: number;
-  lostSample: string[];
+  lostSample: LostPost[];
   ok: boolean;
 }
 
-const RULE_SETS = [
-  [{ value: 'tesla', tag: 'tesla' }],
-  [
-    { value: 'tesla', tag: 'tesla' },
-    { value: 'ev', tag: 'ev' },
-  ],
+const RULE_POOL: StreamRule[] = [
+  { value: 'ev', tag: 'ev' },
+  { value: 'spacex', tag: 'spacex' },
+  { value: 'cybertruck', tag: 'cybertruck' },
+  { value: 'gigafactory', tag: 'gigafactory' },
 ];
+
+/**
+ * The rules after the `n`th setRules fault: `tesla` plus the first `n` of the pool (after the pool,
+ * one more each time, then the pool again from `ev`). Rules are only ever added: the gap fill
+ * searches the rules active when the gap is handed over (after the resume), so a rule removed during
+ * a pause would make the posts created under it in the pause unrecoverable by design, and the world
+ * ledger (ids and times only) cannot tell those apart.
+ */
+function ruleSet(n: number): StreamRule[] {
+  const extra = RULE_POOL.slice(0, Math.min(n, RULE_POOL.length));
+  for (let i = RULE_POOL.length; i < n; i++) extra.push({ value: `chaos${i}`, tag: `chaos${i}` });
+  return [{ value: 'tesla', tag: 'tesla' }, ...extra];
+}
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
   const log = opts.log ?? (() => undefined);
@@ -96,6 +187,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
   const settleS = opts.settleS ?? 5;
   const outageS = opts.outageS ?? 12;
   const downS = opts.downS ?? 3;
+  const pauseS = opts.pauseS ?? 3;
   const recoveryTimeoutS = opts.recoveryTimeoutS ?? 150;
   const stream = `chaos-${Date.now().toString(36)}`;
   const tag = `chaos_${Date.now().toString(36)}`;
@@ -118,8 +210,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
       PROGRESS_REPORT_INTERVAL_MS: '2000',
       X_STALL_TIMEOUT_MS: '6000',
       LOG_LEVEL: 'info',
-      // A retried stream attempt asks X for the minutes since its last post (the stand-in keeps them).
-      X_BACKFILL_MINUTES: '2',
+      // X's pay-per-use tier: no replay after a reconnect; every gap is filled by search.
+      X_BACKFILL_MINUTES: '0',
+      X_GAP_FILL: 'true',
+      X_GAP_FILL_ON_RESUME: 'true',
+      X_GAP_MARGIN_SECONDS: String(opts.gapMarginS ?? 2),
       WORKER_SHUTDOWN_GRACE_MS: '5000',
     },
     log,
@@ -145,7 +240,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
   })();
 
   const faults: FaultOutcome[] = [];
-  let rulesIdx = 0;
+  let rulesChanges = 0;
   try {
     await p.startSupervisor(stream);
     if (!(await waitUntil(async () => (await p.status(stream))?.progress.connected === true, 240_000)))
@@ -164,6 +259,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
       if (holdS > 0) await sleep(holdS * 1000);
       if (undo) p.standin.setFaults(undo);
     };
+    const supervisor = () => p.client.workflow.getHandle(supervisorWorkflowId(stream));
     const inject: Record<FaultKind, () => Promise<void>> = {
       'kill-stream-worker': async () => {
         deliberate.add('stream');
@@ -204,13 +300,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
         await sleep(outageS * 1000);
         proxies.bigquery.resume();
       },
+      // An operator's pause: X goes on creating posts; the resume's gap is filled by search.
+      'pause-resume': async () => {
+        await supervisor().signal(pauseSignal);
+        await sleep(pauseS * 1000);
+        await supervisor().signal(resumeSignal);
+      },
       'pause-resume-setRules': async () => {
-        const h = p.client.workflow.getHandle(supervisorWorkflowId(stream));
-        await h.signal(pauseSignal);
-        await sleep(3000);
-        rulesIdx = (rulesIdx + 1) % RULE_SETS.length;
-        await h.executeUpdate(setRulesUpdate, { args: [RULE_SETS[rulesIdx]] });
-        await h.signal(resumeSignal);
+        await supervisor().signal(pauseSignal);
+        await sleep(pauseS * 1000);
+        rulesChanges += 1;
+        await supervisor().executeUpdate(setRulesUpdate, { args: [ruleSet(rulesChanges)] });
+        await supervisor().signal(resumeSignal);
       },
     };
 
@@ -244,48 +345,153 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
       await sleep(settleS * 1000);
     }
 
-    // Stop the offer and wait until everything delivered is loaded (bounded).
+    // The window closes at the newest post delivered before the offer stops (see the header).
+    const window = deliveredWindow(p.standin.world());
     p.standin.setRate(0);
-    await sleep(1000);
-    const ledger = p.standin.ledger();
-    const distinct = new Set(ledger).size;
-    const malformed = p.standin.malformedLines();
+    const stopAt = Date.now();
     log(
-      `offer stopped: ${ledger.length} posts delivered (${distinct} distinct), ${malformed} malformed lines`,
+      `offer stopped; window ${window ? `${window.start} .. ${window.end}` : '(nothing delivered)'}; waiting for the gap fill`,
     );
+
+    // Gap fill needs time: each gap is searched once its end (+ margin) is 10 s old. Wait until a
+    // progress report sent after the stop has arrived (it carries every gap closed before it) and
+    // nothing is pending, filling or open.
+    let last: PipelineStatus | undefined;
+    const gapsSettled = await waitUntil(
+      async () => {
+        const st = await p.status(stream);
+        if (!st) return false;
+        last = st;
+        const reported = st.progress.updatedAt ? Date.parse(st.progress.updatedAt) > stopAt : false;
+        return reported && st.gaps?.counts.pending === 0 && st.gaps.open === undefined;
+      },
+      (opts.gapTimeoutS ?? 180) * 1000,
+      1000,
+    );
+    const gapsSettledS = gapsSettled ? (Date.now() - stopAt) / 1000 : null;
+    const g = last?.gaps?.counts;
+    log(
+      `gap ledger ${gapsSettled ? `settled after ${gapsSettledS!.toFixed(1)} s` : 'NOT settled'}: ` +
+        `${g?.found ?? '?'} found, ${g?.filled ?? '?'} filled, ${g?.pending ?? '?'} pending, ` +
+        `${g?.unrecoverable ?? '?'} unrecoverable, open ${last?.gaps?.open ? 'yes' : 'no'}`,
+    );
+
+    // Then wait for the window's posts in BigQuery (and the malformed lines in the dead letters).
+    const expectedIds = () => {
+      const w = p.standin.world();
+      return window ? inWindow(w, window) : [];
+    };
+    const malformed = p.standin.malformedLines();
+    let present = new Set<string>();
     const drained = await waitUntil(
       async () => {
+        const expected = expectedIds();
         const [a] = await p.query<{ d: number }>(`SELECT COUNT(DISTINCT id) AS d FROM ${p.table('posts')}`);
+        if (Number(a.d) < expected.length) return false;
+        present = await storedIds(p);
+        if (expected.some((c) => !present.has(c.id))) return false;
         const [b] = await p.query<{ n: number }>(
           `SELECT COUNT(*) AS n FROM ${p.table('dead')} WHERE error_stage = 'malformed'`,
         );
-        return Number(a.d) >= distinct && Number(b.n) >= malformed;
+        return Number(b.n) >= malformed;
       },
       (opts.drainTimeoutS ?? 180) * 1000,
-      2000,
+      3000,
     );
-    const check = await verify(p, ledger, malformed);
+    const drainedS = drained ? (Date.now() - stopAt) / 1000 : null;
+
+    // The verdict.
+    const final = (await p.status(stream)) ?? last;
+    const world = p.standin.world();
+    const expected = window ? inWindow(world, window) : [];
+    const expectedSet = new Set(expected.map((c) => c.id));
+    const deliveredSet = new Set(world.delivered);
+    const searchedSet = new Set(world.searched);
+    const createdSet = new Set(world.created.map((c) => c.id));
+    present = await storedIds(p);
+    const [agg] = await p.query<{ n: number; d: number }>(
+      `SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS d FROM ${p.table('posts')}`,
+    );
+    const [dl] = await p.query<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM ${p.table('dead')} WHERE error_stage = 'malformed'`,
+    );
+    const lost = expected.filter((c) => !present.has(c.id));
+    let extra = 0;
+    let unknown = 0;
+    for (const id of present) {
+      if (!createdSet.has(id)) unknown++;
+      else if (!expectedSet.has(id)) extra++;
+    }
+    const gapLedger = final?.gaps?.ledger ?? [];
+    const coveringGap = (createdAt: string) => {
+      const t = Date.parse(createdAt);
+      const gap = gapLedger.find((x) => Date.parse(x.start) <= t && t <= Date.parse(x.end));
+      return gap ? `${gap.id} (${gap.reason}, ${gap.state}, ${gap.start} .. ${gap.end})` : undefined;
+    };
+    const counts = final?.gaps?.counts;
     const survivedByKind: Record<string, number> = {};
     for (const f of faults)
       if (f.recoveryS !== null) survivedByKind[f.kind] = (survivedByKind[f.kind] ?? 0) + 1;
     const recoveries = faults.map((f) => f.recoveryS).filter((x): x is number => x !== null);
+    const duplicates = Number(agg.n) - Number(agg.d);
+    const malformedDeadLetters = Number(dl.n);
     const verdict: ChaosVerdict = {
       faults,
       survivedByKind,
       notRecovered: faults.length - recoveries.length,
-      postsChecked: check.ledgerDistinct,
-      ledgerPosts: check.ledgerPosts,
-      rows: check.rows,
-      lost: check.lost,
-      duplicates: check.duplicates,
-      extra: check.extra,
-      malformedWritten: check.malformedWritten,
-      malformedDeadLetters: check.malformedDeadLetters,
+      window,
+      expected: expected.length,
+      expectedDelivered: expected.filter((c) => deliveredSet.has(c.id)).length,
+      created: world.created.length,
+      delivered: world.delivered.length,
+      searched: world.searched.length,
+      ledgerWrites: p.standin.ledger().length,
+      rows: Number(agg.n),
+      distinctRows: Number(agg.d),
+      lost: lost.length,
+      duplicates,
+      extra,
+      unknown,
+      searchRows: await searchRows(p),
+      gaps: {
+        found: counts?.found ?? 0,
+        filled: counts?.filled ?? 0,
+        unrecoverable: counts?.unrecoverable ?? 0,
+        skipped: counts?.skipped ?? 0,
+        pending: counts?.pending ?? 0,
+        open: final?.gaps?.open !== undefined,
+        postsFilled: counts?.postsFilled ?? 0,
+        postsReadBySearch: final?.budget?.monthSearchPosts ?? null,
+        extraReadByMargins: world.searched.filter((id) => deliveredSet.has(id)).length,
+        recoveredBySearch: world.searched.filter((id) => !deliveredSet.has(id)).length,
+        searchRequests: p.standin.stats().searchRequests,
+        ledger: gapLedger,
+      },
+      malformedWritten: malformed,
+      malformedDeadLetters,
       longestRecoveryS: recoveries.length > 0 ? Math.max(...recoveries) : null,
+      gapsSettled,
       drained,
+      gapsSettledS,
+      drainedS,
       unexpectedWorkerExits: unexpected,
-      lostSample: check.lostSample,
-      ok: check.lost === 0 && check.duplicates === 0 && check.malformedDeadLetters >= check.malformedWritten,
+      lostSample: lost.slice(0, 10).map((c) => {
+        const gap = coveringGap(c.created_at);
+        return {
+          id: c.id,
+          created_at: c.created_at,
+          delivered: deliveredSet.has(c.id),
+          searched: searchedSet.has(c.id),
+          ...(gap ? { gap } : {}),
+        };
+      }),
+      ok:
+        window !== null &&
+        expected.length > 0 &&
+        lost.length === 0 &&
+        duplicates === 0 &&
+        unknown === 0 &&
+        malformedDeadLetters >= malformed,
     };
     return verdict;
   } finally {
@@ -298,15 +504,66 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
   }
 }
 
+/** From the first post delivered to the newest post delivered so far (`created_at`), or null. */
+function deliveredWindow(w: StandinWorld): { start: string; end: string } | null {
+  const createdAt = new Map(w.created.map((c) => [c.id, Date.parse(c.created_at)]));
+  let start = Infinity;
+  let end = -Infinity;
+  for (const id of w.delivered) {
+    const t = createdAt.get(id);
+    if (t === undefined) continue;
+    if (t < start) start = t;
+    if (t > end) end = t;
+  }
+  if (!Number.isFinite(start)) return null;
+  return { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
+}
+
+/** The posts the stand-in created in the window, both ends inclusive. */
+function inWindow(w: StandinWorld, window: { start: string; end: string }): StandinWorld['created'] {
+  const start = Date.parse(window.start);
+  const end = Date.parse(window.end);
+  return w.created.filter((c) => {
+    const t = Date.parse(c.created_at);
+    return t >= start && t <= end;
+  });
+}
+
+async function storedIds(p: Pipeline): Promise<Set<string>> {
+  const rows = await p.query<{ id: string }>(`SELECT DISTINCT id FROM ${p.table('posts')}`);
+  return new Set(rows.map((r) => r.id));
+}
+
+/** Rows stored from the gap fill; 0 when no search post was ever loaded (the column is added then). */
+async function searchRows(p: Pipeline): Promise<number> {
+  try {
+    const [r] = await p.query<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM ${p.table('posts')} WHERE source = 'search'`,
+    );
+    return Number(r.n);
+  } catch {
+    return 0;
+  }
+}
+
 export function formatVerdict(v: ChaosVerdict): string {
   const lines = ['faults survived by kind:'];
   for (const [k, n] of Object.entries(v.survivedByKind)) lines.push(`  ${k.padEnd(26)} ${n}`);
   if (v.notRecovered > 0) lines.push(`  not recovered within the timeout: ${v.notRecovered}`);
+  const g = v.gaps;
   lines.push(
-    `posts checked ${v.postsChecked} (ledger ${v.ledgerPosts} writes incl. duplicates), rows ${v.rows}`,
-    `lost ${v.lost}${v.lostSample.length ? ` (e.g. ${v.lostSample.join(', ')})` : ''}, duplicated ${v.duplicates}, extra (backfilled cut lines) ${v.extra}`,
+    `window (created_at) ${v.window ? `${v.window.start} .. ${v.window.end}` : '–'}: ${v.expected} posts created, ${v.expectedDelivered} of them delivered on the stream`,
+    `stand-in: ${v.created} created, ${v.delivered} delivered (${v.ledgerWrites} writes incl. duplicates), ${v.searched} returned by search (${g.searchRequests} search requests)`,
+    `gaps: ${g.found} found, ${g.filled} filled, ${g.unrecoverable} unrecoverable, ${g.skipped} skipped, ${g.pending} pending, open ${g.open}; posts filled ${g.postsFilled}`,
+    `posts read by search ${g.postsReadBySearch ?? '–'}; extra read by margins (searched ∩ delivered) ${g.extraReadByMargins}; recovered only by search ${g.recoveredBySearch}`,
+    `posts: ${v.rows} rows (${v.distinctRows} distinct), source = search ${v.searchRows}, outside the window ${v.extra}, unknown ${v.unknown}`,
+    `lost ${v.lost}, duplicated ${v.duplicates}`,
+    ...v.lostSample.map(
+      (l) =>
+        `  lost ${l.id} created ${l.created_at} delivered ${l.delivered} searched ${l.searched} gap ${l.gap ?? 'none recorded'}`,
+    ),
     `malformed lines ${v.malformedWritten}, in dead letters ${v.malformedDeadLetters}`,
-    `longest recovery ${v.longestRecoveryS?.toFixed(1) ?? '–'} s; drained before verdict: ${v.drained}; unexpected worker exits ${v.unexpectedWorkerExits}`,
+    `longest recovery ${v.longestRecoveryS?.toFixed(1) ?? '–'} s; gaps settled ${v.gapsSettled} (${v.gapsSettledS?.toFixed(1) ?? '–'} s after the stop), drained ${v.drained} (${v.drainedS?.toFixed(1) ?? '–'} s); unexpected worker exits ${v.unexpectedWorkerExits}`,
     `verdict: ${v.ok ? 'PASS' : 'FAIL'}`,
   );
   return lines.join('\n');
