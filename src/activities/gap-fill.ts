@@ -9,7 +9,7 @@
 import { ApplicationFailure, CancelledFailure, Context, activityInfo } from '@temporalio/activity';
 import type { PubSub } from '@google-cloud/pubsub';
 import type { AppConfig } from '../config';
-import { PostPublisher } from '../adapters/pubsub/publisher';
+import { PostPublisher, publisherSettings } from '../adapters/pubsub/publisher';
 import { classifyXError } from '../adapters/x/errors';
 import { searchGap, type GapSearchCursor } from '../adapters/x/gap-search';
 import type { XRulesClient } from '../adapters/x/rules-client';
@@ -165,12 +165,7 @@ export function createGapFillActivities(deps: GapFillActivityDeps) {
       let postsAcked = 0;
       let malformedAcked = 0;
       const publisher = new PostPublisher(deps.pubsub, {
-        topic: config.gcp.topic,
-        maxMessages: config.publish.maxMessages,
-        maxBytes: config.publish.maxBytes,
-        maxDelayMs: config.publish.maxDelayMs,
-        maxOutstandingMessages: config.publish.maxOutstandingMessages,
-        maxOutstandingBytes: config.publish.maxOutstandingBytes,
+        ...publisherSettings(config),
         logger: log,
         publishFn: deps.publishFn,
         onAcked: (attrs: PostAttributes) => {

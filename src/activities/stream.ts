@@ -9,7 +9,7 @@ import type { AppConfig } from '../config';
 import { classifyXError } from '../adapters/x/errors';
 import type { XRulesClient } from '../adapters/x/rules-client';
 import type { StreamMessage, XStreamSource, StreamEvent } from '../adapters/x/stream-source';
-import { PostPublisher } from '../adapters/pubsub/publisher';
+import { PostPublisher, publisherSettings } from '../adapters/pubsub/publisher';
 import { WORKER_SHUTDOWN_FAILURE_TYPE, XFailureType } from '../domain/failure-types';
 import type { BudgetNotice, BudgetSettings } from '../domain/budget';
 import { GapTracker, type GapFillSettings, type GapReport, type OpenGap } from '../domain/gaps';
@@ -256,12 +256,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       const backfillMinutes = resumeBackfillMinutes(input.backfillMinutes, info.attempt, previous);
 
       const publisher = new PostPublisher(deps.pubsub, {
-        topic: config.gcp.topic,
-        maxMessages: config.publish.maxMessages,
-        maxBytes: config.publish.maxBytes,
-        maxDelayMs: config.publish.maxDelayMs,
-        maxOutstandingMessages: config.publish.maxOutstandingMessages,
-        maxOutstandingBytes: config.publish.maxOutstandingBytes,
+        ...publisherSettings(config),
         logger,
         publishFn: deps.publishFn,
         // Counted when Pub/Sub acknowledged, per minute of the message's received_at (reconciliation).

@@ -42,6 +42,31 @@ export interface PublisherOptions {
   publishFn?: (data: Buffer, attributes: Record<string, string>) => Promise<string>;
 }
 
+/** The topic and the batching/back-pressure settings of `PUBSUB_TOPIC` and `PUBLISH_*`. */
+export function publisherSettings(config: {
+  gcp: { topic: string };
+  publish: {
+    maxMessages: number;
+    maxBytes: number;
+    maxDelayMs: number;
+    maxOutstandingMessages: number;
+    maxOutstandingBytes: number;
+  };
+}): Pick<
+  PublisherOptions,
+  'topic' | 'maxMessages' | 'maxBytes' | 'maxDelayMs' | 'maxOutstandingMessages' | 'maxOutstandingBytes'
+> {
+  const p = config.publish;
+  return {
+    topic: config.gcp.topic,
+    maxMessages: p.maxMessages,
+    maxBytes: p.maxBytes,
+    maxDelayMs: p.maxDelayMs,
+    maxOutstandingMessages: p.maxOutstandingMessages,
+    maxOutstandingBytes: p.maxOutstandingBytes,
+  };
+}
+
 /** A message as it goes on the topic: the JSON body and its attributes. */
 export interface EncodedMessage {
   data: Buffer;

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { groupAlive } from '../../../dev/stack/process-group';
 
 const ROOT = resolve(__dirname, '../../..');
 const stackDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
@@ -61,17 +62,7 @@ async function postsCount(): Promise<number> {
 }
 
 /** Whether any process of the group `pid` leads is alive (every process the demo starts leads its group). */
-const alive = (pid: number) => {
-  for (const target of [-pid, pid]) {
-    try {
-      process.kill(target, 0);
-      return true;
-    } catch {
-      /* not this way */
-    }
-  }
-  return false;
-};
+const alive = groupAlive;
 
 const killGroup = (pid: number) => {
   for (const target of [-pid, pid]) {

@@ -5,47 +5,16 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { PubSub } from '@google-cloud/pubsub';
-import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
-import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
-import { ensurePubSubResources } from '../../../src/adapters/pubsub/admin';
-import { createPubSub } from '../../../src/adapters/pubsub/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { AppConfig } from '../../../src/config';
-import type { PipelineStatus } from '../../../src/domain/pipeline-status';
-import { createLogger } from '../../../src/observability/logger';
-import { resumeSignal, setBudgetUpdate, statusQuery, stopSignal } from '../../../src/workflows/messages';
+import { resumeSignal, setBudgetUpdate, stopSignal } from '../../../src/workflows/messages';
 import { supervisorWorkflow } from '../../../src/workflows/supervisor';
-import { buildStreamActivities } from '../../../src/workers/stream-worker';
 import { startXStandin, type StandinOptions, type XStandin } from '../../../dev/x-api-standin/server';
-import { testConfig, uniqueName } from '../../support/config';
 import { eventually } from '../../support/eventually';
+import { startStreamWorker, statusOf, streamTestConfig, useTemporalHarness } from './harness';
 
 let standin: XStandin | undefined;
-let bundle: { code: string };
-let pubsub: PubSub;
-let client: Client;
-let nativeConnection: NativeConnection;
-const logger = createLogger({ level: 'warn', format: 'json' });
-
-beforeAll(async () => {
-  bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../../src/workflows'),
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
-  });
-  const base = testConfig();
-  pubsub = createPubSub(base.gcp);
-  client = new Client({
-    connection: await Connection.connect({ address: base.temporal.address }),
-    namespace: base.temporal.namespace,
-  });
-  nativeConnection = await NativeConnection.connect({ address: base.temporal.address });
-}, 180_000);
-
-afterAll(async () => {
-  await nativeConnection?.close();
-  await client?.connection.close();
-  await pubsub?.close();
-});
+const h = useTemporalHarness();
 
 afterEach(async () => {
   await standin?.close();
@@ -56,53 +25,21 @@ afterEach(async () => {
 async function setup(env: Record<string, string>, standinOpts: StandinOptions = {}) {
   const x = await startXStandin({ rate: 20, seed: 11, keepAliveMs: 1000, rules: [], ...standinOpts });
   standin = x;
-  const name = uniqueName('gap');
-  const config = testConfig({
-    X_API_BASE_URL: x.url,
-    X_BEARER_TOKEN: 'test-token',
-    X_RULES: 'tesla#tesla',
-    PUBSUB_TOPIC: `${name}-posts`,
-    PUBSUB_SUBSCRIPTION: `${name}-sub`,
-    PUBSUB_DEAD_LETTER_TOPIC: `${name}-dlq`,
-    TEMPORAL_STREAM_TASK_QUEUE: `${name}-stream`,
-    TEMPORAL_BATCH_TASK_QUEUE: `${name}-batch`,
-    HEARTBEAT_INTERVAL_MS: '500',
-    PROGRESS_REPORT_INTERVAL_MS: '300',
-    PUBLISH_MAX_DELAY_MS: '10',
-    X_STALL_TIMEOUT_MS: '3000',
-    X_GAP_MARGIN_SECONDS: '1',
-    ...env,
-  });
-  await ensurePubSubResources(pubsub, config.gcp);
+  const { name, config } = await streamTestConfig(h, 'gap', x.url, { X_GAP_MARGIN_SECONDS: '1', ...env });
   const workers: (() => Promise<void>)[] = [];
   const startWorker = async () => {
-    const shutdown = new AbortController();
-    const built = buildStreamActivities(config, logger, { client, shutdownSignal: shutdown.signal });
-    const worker = await Worker.create({
-      connection: nativeConnection,
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.streamTaskQueue,
-      workflowBundle: bundle,
-      activities: built.activities,
-    });
-    const running = worker.run();
-    const stop = async () => {
-      shutdown.abort();
-      worker.shutdown();
-      await running;
-      await built.close();
-    };
+    const stop = await startStreamWorker(h, config);
     workers.push(stop);
     return stop;
   };
   const start = () =>
-    client.workflow.start(supervisorWorkflow, {
+    h.client.workflow.start(supervisorWorkflow, {
       workflowId: `x-ingest-${name}`,
       taskQueue: config.temporal.streamTaskQueue,
       args: [{ streamName: name, children: { load: false, quality: false } }],
     });
   const stopAll = async () => {
-    await client.workflow
+    await h.client.workflow
       .getHandle(`x-ingest-${name}`)
       .terminate('test cleanup')
       .catch(() => undefined);
@@ -111,13 +48,12 @@ async function setup(env: Record<string, string>, standinOpts: StandinOptions = 
   return { x, config, name, startWorker, start, stopAll };
 }
 
-const status = (workflowId: string): Promise<PipelineStatus> =>
-  client.workflow.getHandle(workflowId).query(statusQuery);
+const status = (workflowId: string) => statusOf(h, workflowId);
 
 /** Ids on the subscription (acked) until every id in `want` has arrived or the timeout passes. */
 async function receiveIds(config: AppConfig, want: Set<string>, timeoutMs = 60_000): Promise<Set<string>> {
   const got = new Set<string>();
-  const sub = pubsub.subscription(config.gcp.subscription);
+  const sub = h.pubsub.subscription(config.gcp.subscription);
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, timeoutMs);
     const check = () => {

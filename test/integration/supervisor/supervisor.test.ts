@@ -2,113 +2,40 @@
  * The supervisor on the real Temporal dev server, with the real stream activity reading the X
  * stand-in over loopback HTTP and publishing to the Pub/Sub emulator.
  */
-import type { PubSub } from '@google-cloud/pubsub';
-import {
-  Client,
-  Connection,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowUpdateFailedError,
-} from '@temporalio/client';
-import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
-import { ensurePubSubResources } from '../../../src/adapters/pubsub/admin';
-import { createPubSub } from '../../../src/adapters/pubsub/client';
-import type { PipelineStatus } from '../../../src/domain/pipeline-status';
-import { createLogger } from '../../../src/observability/logger';
-import {
-  pauseSignal,
-  resumeSignal,
-  setRulesUpdate,
-  statusQuery,
-  stopSignal,
-} from '../../../src/workflows/messages';
+import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { pauseSignal, resumeSignal, setRulesUpdate, stopSignal } from '../../../src/workflows/messages';
 import { supervisorWorkflow } from '../../../src/workflows/supervisor';
 import { buildBatchActivities } from '../../../src/workers/batch-worker';
-import { buildStreamActivities } from '../../../src/workers/stream-worker';
 import { startXStandin, type XStandin } from '../../../dev/x-api-standin/server';
-import { testConfig, uniqueName } from '../../support/config';
 import { eventually } from '../../support/eventually';
+import { logger, startStreamWorker, statusOf, streamTestConfig, useTemporalHarness } from './harness';
 
 let standin: XStandin;
-let bundle: { code: string };
-let pubsub: PubSub;
-let client: Client;
-let nativeConnection: NativeConnection;
-const logger = createLogger({ level: 'warn', format: 'json' });
-
-beforeAll(async () => {
-  bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../../src/workflows'),
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
-  });
-  const base = testConfig();
-  pubsub = createPubSub(base.gcp);
-  client = new Client({
-    connection: await Connection.connect({ address: base.temporal.address }),
-    namespace: base.temporal.namespace,
-  });
-  nativeConnection = await NativeConnection.connect({ address: base.temporal.address });
-}, 180_000);
-
-afterAll(async () => {
-  await nativeConnection?.close();
-  await client?.connection.close();
-  await pubsub?.close();
-});
+const h = useTemporalHarness();
 
 afterEach(async () => {
   await standin?.close();
 });
 
 /** A stream worker on its own task queue, topic and subscription, reading a fresh stand-in. */
-async function setup(rate = 40, standinRules = [{ value: 'tesla', tag: 'tesla' }]) {
+async function setup(rate = 40) {
   standin = await startXStandin({ rate, seed: 7, keepAliveMs: 1000, rules: [] });
-  void standinRules;
-  const name = uniqueName('sup');
-  const config = testConfig({
-    X_API_BASE_URL: standin.url,
-    X_BEARER_TOKEN: 'test-token',
-    X_RULES: 'tesla#tesla',
-    PUBSUB_TOPIC: `${name}-posts`,
-    PUBSUB_SUBSCRIPTION: `${name}-sub`,
-    PUBSUB_DEAD_LETTER_TOPIC: `${name}-dlq`,
-    TEMPORAL_STREAM_TASK_QUEUE: `${name}-stream`,
-    TEMPORAL_BATCH_TASK_QUEUE: `${name}-batch`,
-    HEARTBEAT_INTERVAL_MS: '500',
-    PROGRESS_REPORT_INTERVAL_MS: '300',
-    PUBLISH_MAX_DELAY_MS: '10',
-    X_STALL_TIMEOUT_MS: '3000',
+  const { name, config } = await streamTestConfig(h, 'sup', standin.url, {
     // These tests check what the stream delivered, exactly once; gap fill has its own tests
     // (gap-fill.test.ts), and its search results would add posts the stream never delivered.
     X_GAP_FILL: 'false',
   });
-  await ensurePubSubResources(pubsub, config.gcp);
-  const shutdown = new AbortController();
-  const built = buildStreamActivities(config, logger, { client, shutdownSignal: shutdown.signal });
-  const worker = await Worker.create({
-    connection: nativeConnection,
-    namespace: config.temporal.namespace,
-    taskQueue: config.temporal.streamTaskQueue,
-    workflowBundle: bundle,
-    activities: built.activities,
-  });
-  const running = worker.run();
-  const stop = async () => {
-    shutdown.abort();
-    worker.shutdown();
-    await running;
-    await built.close();
-  };
-  return { config, name, worker, stop, workflowId: `x-ingest-${name}` };
+  const stop = await startStreamWorker(h, config);
+  return { config, name, stop, workflowId: `x-ingest-${name}` };
 }
 
-async function status(workflowId: string): Promise<PipelineStatus> {
-  return client.workflow.getHandle(workflowId).query(statusQuery);
-}
+const status = (workflowId: string) => statusOf(h, workflowId);
 
 /** Every message on the subscription, by post id (acked). */
 async function drain(subscription: string, expected: number): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  const sub = pubsub.subscription(subscription);
+  const sub = h.pubsub.subscription(subscription);
   let total = 0;
   await new Promise<void>((resolve) => {
     const done = () => total >= expected && resolve();
@@ -130,7 +57,7 @@ async function drain(subscription: string, expected: number): Promise<Map<string
 test('start, publish, pause, resume, setRules accepted and rejected, stop: every delivered post exactly once', async () => {
   const s = await setup();
   try {
-    const handle = await client.workflow.start(supervisorWorkflow, {
+    const handle = await h.client.workflow.start(supervisorWorkflow, {
       workflowId: s.workflowId,
       taskQueue: s.config.temporal.streamTaskQueue,
       args: [{ streamName: s.name, children: { load: false, quality: false } }],
@@ -138,7 +65,7 @@ test('start, publish, pause, resume, setRules accepted and rejected, stop: every
 
     // A second supervisor for the same stream is refused by the workflow id.
     await expect(
-      client.workflow.start(supervisorWorkflow, {
+      h.client.workflow.start(supervisorWorkflow, {
         workflowId: s.workflowId,
         taskQueue: s.config.temporal.streamTaskQueue,
         args: [{ streamName: s.name }],
@@ -241,7 +168,7 @@ test('start, publish, pause, resume, setRules accepted and rejected, stop: every
 test('continue-as-new carries state and the stream keeps flowing', async () => {
   const s = await setup(30);
   try {
-    const handle = await client.workflow.start(supervisorWorkflow, {
+    const handle = await h.client.workflow.start(supervisorWorkflow, {
       workflowId: s.workflowId,
       taskQueue: s.config.temporal.streamTaskQueue,
       args: [{ streamName: s.name, children: { load: false, quality: false }, maxHistoryEvents: 60 }],
@@ -260,7 +187,7 @@ test('continue-as-new carries state and the stream keeps flowing', async () => {
     expect(after.rules).toEqual(before.rules);
     expect(after.progress.postsReceived).toBeGreaterThanOrEqual(before.progress.postsReceived);
     await handle.signal(stopSignal);
-    const final = await client.workflow.getHandle(s.workflowId).result();
+    const final = await h.client.workflow.getHandle(s.workflowId).result();
     expect(final.state).toBe('stopped');
     expect(final.generation).toBeGreaterThanOrEqual(1);
   } finally {
@@ -271,17 +198,17 @@ test('continue-as-new carries state and the stream keeps flowing', async () => {
 test('a child that fails is restarted with the same id; stop then ends it', async () => {
   const s = await setup(10);
   // A batch worker for the load child (the default dataset the global setup provisioned).
-  const batch = buildBatchActivities(s.config, logger, { client });
+  const batch = buildBatchActivities(s.config, logger, { client: h.client });
   const batchWorker = await Worker.create({
-    connection: nativeConnection,
+    connection: h.nativeConnection,
     namespace: s.config.temporal.namespace,
     taskQueue: s.config.temporal.batchTaskQueue,
-    workflowBundle: bundle,
+    workflowBundle: h.bundle,
     activities: batch.activities,
   });
   const batchRunning = batchWorker.run();
   try {
-    const handle = await client.workflow.start(supervisorWorkflow, {
+    const handle = await h.client.workflow.start(supervisorWorkflow, {
       workflowId: s.workflowId,
       taskQueue: s.config.temporal.streamTaskQueue,
       args: [{ streamName: s.name, children: { load: true, quality: false }, startPaused: true }],
@@ -292,9 +219,9 @@ test('a child that fails is restarted with the same id; stop then ends it', asyn
     );
     const loadId = started.children.load.workflowId;
     expect(loadId).toBe(`${s.workflowId}-load`);
-    const first = await client.workflow.getHandle(loadId).describe();
+    const first = await h.client.workflow.getHandle(loadId).describe();
 
-    await client.workflow.getHandle(loadId).terminate('simulated child failure');
+    await h.client.workflow.getHandle(loadId).terminate('simulated child failure');
     const restarted = await eventually(
       () => status(s.workflowId),
       (st) => st.children.load.restarts === 1 && st.children.load.state === 'running',
@@ -308,7 +235,7 @@ test('a child that fails is restarted with the same id; stop then ends it', asyn
       `Pub/Sub → BigQuery loader of ${s.name}`,
     );
     const second = await eventually(
-      () => client.workflow.getHandle(loadId).describe(),
+      () => h.client.workflow.getHandle(loadId).describe(),
       (d) => d.runId !== first.runId && d.status.name === 'RUNNING',
     );
     expect(second.workflowId).toBe(loadId);
@@ -317,7 +244,7 @@ test('a child that fails is restarted with the same id; stop then ends it', asyn
     const final = await handle.result();
     expect(final.state).toBe('stopped');
     expect(final.children.load.state).toBe('stopped');
-    expect((await client.workflow.getHandle(loadId).describe()).status.name).toBe('COMPLETED');
+    expect((await h.client.workflow.getHandle(loadId).describe()).status.name).toBe('COMPLETED');
   } finally {
     batchWorker.shutdown();
     await batchRunning;
