@@ -33,6 +33,7 @@ import { createLogger } from '../src/observability/logger';
 import {
   pauseSignal,
   resumeSignal,
+  setBudgetUpdate,
   setRulesUpdate,
   statusQuery,
   stopSignal,
@@ -199,6 +200,46 @@ async function workerRestart(ctx: Ctx, stopFirstWorker: () => Promise<void>): Pr
 }
 
 /**
+ * Gap fill and the read budget: a worker stops and another takes over (a worker-restart gap the
+ * gap-fill child fills by search), then a budget just above what was read holds the stream as
+ * budget-exhausted (a warning notice, a hold timer), `setBudget` lifts it, and `stop` ends the run.
+ */
+async function gapFillBudget(ctx: Ctx, stopFirstWorker: () => Promise<void>): Promise<Supervisor> {
+  const h = await start(ctx, { children: { load: false, quality: false } });
+  await until(
+    () => status(h),
+    (s) => s.progress.postsPublished >= 10,
+    'progress',
+  );
+  await stopFirstWorker();
+  const stopSecond = await ctx.startWorker();
+  try {
+    const filled = await until(
+      () => status(h),
+      (s) => (s.gaps?.counts.filled ?? 0) >= 1,
+      'a filled gap',
+    );
+    await h.executeUpdate(setBudgetUpdate, { args: [{ monthlyPosts: filled.budget!.monthPosts + 20 }] });
+    await until(
+      () => status(h),
+      (s) => s.state === 'budget-exhausted',
+      'the budget hold',
+    );
+    await h.executeUpdate(setBudgetUpdate, { args: [{ monthlyPosts: null }] });
+    await until(
+      () => status(h),
+      (s) => s.state === 'running',
+      'running again',
+    );
+    await h.signal(stopSignal);
+    await h.result();
+  } finally {
+    await stopSecond();
+  }
+  return h;
+}
+
+/**
  * Children enabled, with no batch worker polling: the children start (server side) and stay pending.
  * The quality child is terminated and restarted by the supervisor; on stop, the load child is
  * signalled `stop` and the quality child cancelled; the recorder then terminates both (no batch
@@ -294,6 +335,11 @@ async function main(): Promise<void> {
     'continue-as-new': continueAsNew,
     'worker-restart': workerRestart,
     children,
+    'gap-fill-budget': gapFillBudget,
+  };
+  /** Settings a scenario needs beyond the common ones. */
+  const scenarioEnv: Record<string, Record<string, string>> = {
+    'gap-fill-budget': { X_GAP_MARGIN_SECONDS: '1' },
   };
   try {
     for (const [scenario, run] of Object.entries(scenarios)) {
@@ -316,6 +362,8 @@ async function main(): Promise<void> {
         PROGRESS_REPORT_INTERVAL_MS: '500',
         PUBLISH_MAX_DELAY_MS: '10',
         X_STALL_TIMEOUT_MS: '3000',
+        // Gap fill is on in every scenario recorded since it exists; its own scenario tunes it.
+        ...scenarioEnv[scenario],
       });
       await ensurePubSubResources(pubsub, config.gcp);
       const startWorker = async (): Promise<() => Promise<void>> => {

@@ -39,6 +39,7 @@ test('the recorded histories cover the supervisor scenarios', () => {
       'continue-as-new-run2',
       'worker-restart',
       'children',
+      'gap-fill-budget',
     ]),
   );
   // Each is a supervisor run that reached its end (completed or continued as new).
