@@ -1,7 +1,8 @@
 /**
  * The chaos run, shared by `npm run chaos` (dev/chaos/main.ts) and the e2e test: the whole pipeline
  * at a steady rate while faults are injected one after another, each followed by a wait for recovery
- * (published and loaded counters both moving again). The workers run as on X's pay-per-use tier:
+ * (from when the fault has fired: the stand-in delivering on a live connection again, and the
+ * published and loaded counters both moving). The workers run as on X's pay-per-use tier:
  * `X_BACKFILL_MINUTES=0` (X replays nothing after a reconnect), so every interval the stream was
  * not delivering must be recovered by the gap fill (recent search), with a small margin
  * (`X_GAP_MARGIN_SECONDS=2`) so that fills run soon after each gap.
@@ -251,7 +252,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
 
     const counters = async () => {
       const [st, ls] = await Promise.all([p.status(stream), p.loadStats(stream)]);
-      return { published: st?.progress.postsPublished, loaded: ls?.messages };
+      // Lines the stand-in wrote on a live connection: the stream is delivering.
+      const delivered = p.standin.stats().postsWritten;
+      return { delivered, published: st?.progress.postsPublished, loaded: ls?.messages };
     };
     const posts = (n: number) => Math.max(1, Math.round(n));
     const xFault = async (f: StandinFaults, holdS = 0, undo?: StandinFaults) => {
@@ -320,21 +323,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
         await recycleBigQueryIfBloated(log);
         await stackUp({ log });
       }
-      const before = await counters();
       const t = Date.now();
       log(`fault ${faults.length + 1}/${opts.plan.length}: ${kind}`);
       await inject[kind]();
+      // Recovered: the stand-in delivers on a live connection again, and published and loaded both
+      // move, all counted from when the fault had done its harm (a stand-in fault fires only after N
+      // more posts or at the next connects; the other faults are over when `inject` returns).
+      await waitUntil(async () => standinFaultsFired(p.standin.stats().faults), recoveryTimeoutS * 1000, 200);
+      const before = await counters();
       const recovered = await waitUntil(
         async () => {
           const now = await counters();
           return (
+            now.delivered > before.delivered &&
             now.published !== undefined &&
             now.loaded !== undefined &&
-            now.published > (before.published ?? 0) &&
-            now.loaded > (before.loaded ?? 0)
+            now.published > (before.published ?? -1) &&
+            now.loaded > (before.loaded ?? -1)
           );
         },
-        recoveryTimeoutS * 1000,
+        Math.max(1000, recoveryTimeoutS * 1000 - (Date.now() - t)),
         500,
       );
       const recoveryS = recovered ? (Date.now() - t) / 1000 : null;
@@ -502,6 +510,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosVerdict> {
     await proxies.pubsub.close();
     await proxies.bigquery.close();
   }
+}
+
+/** Whether the stand-in's one-shot faults have all fired (the held ones, split writes and duplicates, are undone by `inject`). */
+function standinFaultsFired(f: StandinFaults): boolean {
+  const pending = [
+    f.dropAfterPosts,
+    f.endAfterPosts,
+    f.stallAfterPosts,
+    f.disconnectAfterPosts,
+    f.malformedAfterPosts,
+    f.errorMessageAfterPosts,
+  ].some((n) => n !== undefined);
+  return !pending && !(f.rateLimitConnects ?? 0) && !(f.unavailableConnects ?? 0);
 }
 
 /** From the first post delivered to the newest post delivered so far (`created_at`), or null. */
