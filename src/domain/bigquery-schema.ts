@@ -88,6 +88,12 @@ export const POSTS_TABLE: TableSpec = {
     col('matching_rule_tags', 'STRING', 'REPEATED', 'Tags of the matching rules, same order.'),
     col('received_at', 'TIMESTAMP', 'NULLABLE', 'When the stream reader received the line.'),
     col('raw', 'STRING', 'NULLABLE', 'The original JSON line from X.'),
+    col(
+      'source',
+      'STRING',
+      'NULLABLE',
+      'How the post was read: NULL = the filtered stream, search = the gap fill (X search).',
+    ),
     col('message_id', 'STRING', 'NULLABLE', 'Pub/Sub message id of the first delivery loaded.'),
     col('publish_time', 'TIMESTAMP', 'NULLABLE', 'Pub/Sub publish time.'),
     col('ingested_at', 'TIMESTAMP', 'NULLABLE', 'When the load batch wrote the row.'),
@@ -238,6 +244,7 @@ const KNOWN_TOP = new Set([
   'matching_rules',
   'received_at',
   'raw',
+  'source',
 ]);
 const KNOWN_AUTHOR = new Set(['id', 'username', 'name', 'verified', 'followers_count']);
 const KNOWN_METRICS = new Set([
@@ -421,6 +428,7 @@ export function toPostRow(post: Post, meta: MessageMeta, extraValues: Row = {}):
     matching_rule_tags: post.matching_rules.map((r) => r.tag ?? ''),
     received_at: post.received_at ?? null,
     raw: post.raw ?? null,
+    source: post.source ?? null,
     message_id: meta.messageId,
     publish_time: meta.publishTime,
     ingested_at: meta.ingestedAt,

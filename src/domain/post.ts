@@ -65,8 +65,9 @@ export interface Post {
   raw: string;
   /**
    * How the post was read: `search` = found by the gap fill (its `raw` is the search result
-   * re-wrapped as a stream line). Absent = the filtered stream. Optional, so it reaches BigQuery
-   * through the loader's automatic column addition (a NULLABLE `source` column; NULL = stream).
+   * re-wrapped as a stream line). Absent = the filtered stream. A declared NULLABLE column of
+   * `posts` (NULL = stream), not left to the loader's automatic column addition: the BigQuery
+   * emulator's SQL engine never sees a column added by a table patch, so every load failed there.
    */
   source?: 'search';
 }

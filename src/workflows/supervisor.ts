@@ -272,6 +272,12 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   let stopRequested = state === 'stopping';
   let pauseRequested = state === 'paused';
   let streamScope: CancellationScope | undefined;
+  /**
+   * Why the running attempt is being ended, decided when the end is asked for: the attempt takes
+   * seconds to close (cancellation reaches it at its next heartbeat, then the close drain), and an
+   * operator may have resumed meanwhile.
+   */
+  let endReason: GapReason | undefined;
 
   const totals = (): StreamProgress => {
     let p = base;
@@ -325,6 +331,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
         detail: `${usage.monthPosts} posts read in ${usage.month}, budget ${budgetSettings().monthlyPosts}`,
         until: new Date(nextMonthStart(now)).toISOString(),
       };
+      if (streamScope) endReason ??= 'stream-restart';
       streamScope?.cancel();
     }
     if (percent > usage.warnedPercent) {
@@ -372,6 +379,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   setHandler(pauseSignal, () => {
     if (stopRequested) return;
     pauseRequested = true;
+    if (streamScope) endReason ??= 'paused';
     streamScope?.cancel();
   });
 
@@ -678,6 +686,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       describe();
       streamScope = new CancellationScope();
       const attemptStartedAt = new Date().toISOString();
+      endReason = undefined;
       let failed = false;
       try {
         await streamScope.run(() =>
@@ -716,14 +725,9 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
         // The stream stops delivering here: a gap opens at the last post received, closed by the
         // next attempt's first post. An operator's pause is the only intentional one.
         // An attempt that returned by itself was stopped by its worker shutting down.
-        const reason: GapReason =
-          failed || hold
-            ? 'stream-restart'
-            : pauseRequested
-              ? 'paused'
-              : shouldContinueAsNew()
-                ? 'continue-as-new'
-                : 'worker-restart';
+        const reason: GapReason = failed
+          ? 'stream-restart'
+          : (endReason ?? (shouldContinueAsNew() ? 'continue-as-new' : 'worker-restart'));
         // Before any post, from when this attempt was scheduled: never later than the real start.
         openGap ??= { start: totals().lastPostCreatedAt ?? attemptStartedAt, reason };
       }
@@ -737,7 +741,10 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   // A loop that ends the stream for continue-as-new when history grows.
   const canWatcher = CancellationScope.nonCancellable(async () => {
     await condition(() => stopRequested || (shouldContinueAsNew() && state === 'running'));
-    if (!stopRequested) streamScope?.cancel();
+    if (!stopRequested && streamScope) {
+      endReason ??= 'continue-as-new';
+      streamScope.cancel();
+    }
   });
 
   publishState();

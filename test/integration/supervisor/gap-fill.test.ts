@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { AppConfig } from '../../../src/config';
-import { resumeSignal, setBudgetUpdate, stopSignal } from '../../../src/workflows/messages';
+import { pauseSignal, resumeSignal, setBudgetUpdate, stopSignal } from '../../../src/workflows/messages';
 import { supervisorWorkflow } from '../../../src/workflows/supervisor';
 import { startXStandin, type StandinOptions, type XStandin } from '../../../dev/x-api-standin/server';
 import { eventually } from '../../support/eventually';
@@ -127,6 +127,29 @@ test('a gap across a crashed worker is recorded and filled by search: every post
     await handle.signal(stopSignal);
     const final = await handle.result();
     expect(final.gaps!.ledger.some((g) => g.id === gap.id && g.state === 'filled')).toBe(true);
+  } finally {
+    await s.stopAll();
+  }
+});
+
+test('a pause resumed before the stream has closed is a paused gap, filled on resume', async () => {
+  const s = await setup({});
+  try {
+    await s.startWorker();
+    const handle = await s.start();
+    await eventually(
+      () => status(handle.workflowId),
+      (st) => st.progress.postsPublished >= 20,
+    );
+    // Resume at once: the activity is still closing (cancellation reaches it at its next heartbeat).
+    await handle.signal(pauseSignal);
+    await handle.signal(resumeSignal);
+    const filled = await eventually(
+      () => status(handle.workflowId),
+      (st) => (st.gaps?.counts.filled ?? 0) >= 1,
+      { timeoutMs: 90_000 },
+    );
+    expect(filled.gaps!.ledger.filter((g) => g.state === 'filled').map((g) => g.reason)).toEqual(['paused']);
   } finally {
     await s.stopAll();
   }
