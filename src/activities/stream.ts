@@ -168,11 +168,21 @@ export function createStreamActivities(deps: StreamActivityDeps) {
     return deps.rulesClient;
   }
 
+  /**
+   * Calls X, heartbeating every 5 s meanwhile: the rule activities have a short heartbeat timeout,
+   * so a worker that dies in the middle of a rule sync is noticed in seconds, not after the
+   * activity's whole start-to-close timeout (a demo whose stream worker was killed right after
+   * start waited two minutes for its rules).
+   */
   async function callX<T>(fn: () => Promise<T>): Promise<T> {
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat(), 5000);
     try {
       return await fn();
     } catch (err) {
       throw classifyXError(err);
+    } finally {
+      clearInterval(beat);
     }
   }
 

@@ -140,6 +140,8 @@ const settingsActivities = proxyActivities<ReturnType<typeof createStreamActivit
 
 const ruleActivities = proxyActivities<ReturnType<typeof createStreamActivities>>({
   startToCloseTimeout: '2 minutes',
+  // The activities heartbeat every 5 s while they wait on X: a dead worker is noticed in 15 s.
+  heartbeatTimeout: '15 seconds',
   retry: {
     initialInterval: '2 seconds',
     maximumInterval: '1 minute',
