@@ -495,11 +495,13 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   };
   children.gapFill ??= childStatus(gapFillWorkflowId(input.streamName));
 
-  /** Unfinished gaps, handed to the gap-fill child when it starts (it may have lost its queue). */
-  const unfinishedGaps = () =>
+  /** The ledger's gaps in `states`, as the reports the gap-fill child takes. */
+  const gapsIn = (...states: Gap['state'][]) =>
     gapLedger
-      .filter((g) => g.state === 'pending' || g.state === 'filling')
+      .filter((g) => states.includes(g.state))
       .map(({ id, start, end, reason }) => ({ id, start, end, reason }));
+  /** Unfinished gaps, handed to the gap-fill child when it starts (it may have lost its queue). */
+  const unfinishedGaps = () => gapsIn('pending', 'filling');
   const markFilling = (ids: string[]) => {
     const set = new Set(ids);
     gapLedger = gapLedger.map((g) =>
@@ -538,9 +540,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
           (childHandles.gapFill !== undefined && gapLedger.some((g) => g.state === 'pending')),
       );
       if (stopRequested) return;
-      const gaps = gapLedger
-        .filter((g) => g.state === 'pending')
-        .map(({ id, start, end, reason }) => ({ id, start, end, reason }));
+      const gaps = gapsIn('pending');
       try {
         await childHandles.gapFill!.signal(fillGapsSignal, { gaps, rules });
         markFilling(gaps.map((g) => g.id));
