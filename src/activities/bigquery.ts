@@ -64,7 +64,7 @@ export interface LoadActivityDeps {
   beforeAck?: (runId: string) => Promise<void>;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function currentIdentity(): { id: RunIdentity; heartbeat: (d?: unknown) => void } {
@@ -96,6 +96,13 @@ export function batchIdOf(messageIds: string[]): string {
 /** Run id: deterministic per (workflow run, activity, attempt, batch), so every attempt has its row. */
 export function runIdOf(id: RunIdentity, batchId: string): string {
   return `lr_${sha256([id.workflowRunId, id.activityId, id.attempt, batchId].join('|')).slice(0, 24)}`;
+}
+
+/** One dead letter per payload (the table's key): the same line delivered twice is one row. */
+function uniqueByPayload(rows: DeadLetterRow[]): DeadLetterRow[] {
+  const byHash = new Map<string, DeadLetterRow>();
+  for (const r of rows) if (!byHash.has(r.payload_hash)) byHash.set(r.payload_hash, r);
+  return [...byHash.values()];
 }
 
 interface Candidate {
@@ -134,6 +141,7 @@ export function createLoadActivities(deps: LoadActivityDeps) {
       publish_time: msg.publishTime,
       first_seen: now,
       load_run_id: runId,
+      payload_hash: sha256(msg.data),
     };
   }
 
@@ -259,7 +267,7 @@ export function createLoadActivities(deps: LoadActivityDeps) {
         if (msg) deadLetters.push(deadLetter(msg, 'bigquery_insert', r.reason, runId, now));
       }
       heartbeat({ runId, phase: 'insert dead letters' });
-      await sink.insertDeadLetters(runId, deadLetters);
+      await sink.insertDeadLetters(runId, uniqueByPayload(deadLetters));
 
       const valid = candidates.length - merged.rejected.length;
       const publishTimes = messages

@@ -69,7 +69,14 @@ export interface GcpConfig {
   deadLetterTopic: string;
   dataset: string;
   location: string;
-  tables: { posts: string; deadLetter: string; loadRuns: string; dqResults: string };
+  tables: {
+    posts: string;
+    deadLetter: string;
+    loadRuns: string;
+    dqResults: string;
+    loadFences: string;
+    loadRepairs: string;
+  };
 }
 
 export interface XConfig {
@@ -208,6 +215,8 @@ export function loadConfig(
         deadLetter: v.bigqueryDeadLetterTable!,
         loadRuns: v.bigqueryLoadRunsTable!,
         dqResults: v.bigqueryDqResultsTable!,
+        loadFences: v.bigqueryLoadFencesTable!,
+        loadRepairs: v.bigqueryLoadRepairsTable!,
       },
     },
     x: {

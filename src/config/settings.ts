@@ -263,6 +263,22 @@ export const settings = {
     default: 'load_runs',
     schema: parsers.bqName(),
   }),
+  bigqueryLoadFencesTable: s({
+    env: 'BIGQUERY_LOAD_FENCES_TABLE',
+    group: 'Google Cloud',
+    form: 'a BigQuery table id',
+    description: 'Fencing tokens of the load lanes: one row per load attempt.',
+    default: 'load_fences',
+    schema: parsers.bqName(),
+  }),
+  bigqueryLoadRepairsTable: s({
+    env: 'BIGQUERY_LOAD_REPAIRS_TABLE',
+    group: 'Google Cloud',
+    form: 'a BigQuery table id',
+    description: 'Duplicate posts rows the repair removed, one row each.',
+    default: 'load_repairs',
+    schema: parsers.bqName(),
+  }),
   bigqueryDqResultsTable: s({
     env: 'BIGQUERY_DQ_RESULTS_TABLE',
     group: 'Google Cloud',

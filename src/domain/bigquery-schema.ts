@@ -30,7 +30,7 @@ export interface Column {
 /** A table as code: its columns, its time partitioning and its clustering. */
 export interface TableSpec {
   /** Logical name; the physical table id comes from the configuration. */
-  name: 'posts' | 'posts_dead_letter' | 'load_runs';
+  name: 'posts' | 'posts_dead_letter' | 'load_runs' | 'load_fences' | 'load_repairs';
   description: string;
   columns: Column[];
   /** Day-partitioned on this TIMESTAMP column. */
@@ -108,9 +108,11 @@ export const DEAD_LETTER_TABLE: TableSpec = {
   description: 'Messages that could not be loaded into posts, with the reason. Nothing is dropped.',
   partitionField: 'first_seen',
   clustering: ['error_stage'],
-  key: ['message_id'],
+  // One row per distinct payload: the same malformed line published twice (a re-sent batch, a gap
+  // fill reading it again) is one dead letter, under the message id that delivered it first.
+  key: ['payload_hash'],
   columns: [
-    col('message_id', 'STRING', 'REQUIRED', 'Pub/Sub message id (one row per message).'),
+    col('message_id', 'STRING', 'REQUIRED', 'Pub/Sub message id of the first delivery dead-lettered.'),
     col('post_id', 'STRING', 'NULLABLE', 'post_id attribute or id found in the payload, if any.'),
     col('payload', 'STRING', 'NULLABLE', 'Message data, as UTF-8 text (base64 when not UTF-8).'),
     col('attributes', 'STRING', 'NULLABLE', 'Message attributes as a JSON object.'),
@@ -120,6 +122,12 @@ export const DEAD_LETTER_TABLE: TableSpec = {
     col('publish_time', 'TIMESTAMP', 'NULLABLE', 'Pub/Sub publish time.'),
     col('first_seen', 'TIMESTAMP', 'REQUIRED', 'When the loader first wrote this message here.'),
     col('load_run_id', 'STRING', 'NULLABLE', 'load_runs.run_id of the batch.'),
+    col(
+      'payload_hash',
+      'STRING',
+      'NULLABLE',
+      'SHA-256 (hex) of the message data: the key, one row per distinct payload (NULL on rows from before it).',
+    ),
   ],
 };
 
@@ -156,7 +164,51 @@ export const LOAD_RUNS_TABLE: TableSpec = {
   ],
 };
 
-export const TABLES = [POSTS_TABLE, DEAD_LETTER_TABLE, LOAD_RUNS_TABLE] as const;
+/**
+ * `load_fences`: the fencing tokens of the load lanes. Every load attempt claims its lane with a
+ * token larger than any before it (see `adapters/bigquery/writer.ts`); the insert into `posts` only
+ * goes in while that token is still the lane's largest, so an attempt that was superseded never writes.
+ */
+export const LOAD_FENCES_TABLE: TableSpec = {
+  name: 'load_fences',
+  description: 'One row per load attempt: the fencing token it claimed for its lane.',
+  partitionField: 'claimed_at',
+  clustering: ['lane'],
+  key: ['lane', 'token'],
+  columns: [
+    col('lane', 'INT64', 'REQUIRED', 'Load lane (hash of the post id mod LOAD_LANES).'),
+    col('token', 'INT64', 'REQUIRED', 'Fencing token: larger for every newer attempt of the lane.'),
+    col('run_id', 'STRING', 'NULLABLE', 'load_runs.run_id of the attempt.'),
+    col('workflow_id', 'STRING', 'NULLABLE', 'Load workflow id.'),
+    col('claimed_at', 'TIMESTAMP', 'REQUIRED', 'When the attempt claimed the lane.'),
+  ],
+};
+
+/** `load_repairs`: every duplicate `posts` row the repair removed, and the row it kept. */
+export const LOAD_REPAIRS_TABLE: TableSpec = {
+  name: 'load_repairs',
+  description: 'Duplicate posts rows removed by the repair (the last line of exactly once), one row each.',
+  partitionField: 'repaired_at',
+  clustering: ['post_id'],
+  key: ['post_id', 'removed_load_run_id'],
+  columns: [
+    col('post_id', 'STRING', 'REQUIRED', 'The duplicated post id.'),
+    col('removed_load_run_id', 'STRING', 'REQUIRED', 'load_run_id of the row removed.'),
+    col('removed_message_id', 'STRING', 'NULLABLE', 'message_id of the row removed.'),
+    col('removed_ingested_at', 'TIMESTAMP', 'NULLABLE', 'ingested_at of the row removed.'),
+    col('kept_load_run_id', 'STRING', 'NULLABLE', 'load_run_id of the row kept (the earliest ingested).'),
+    col('repair_id', 'STRING', 'NULLABLE', 'Id of the repair run (the workflow that ran it).'),
+    col('repaired_at', 'TIMESTAMP', 'REQUIRED', 'When the row was removed.'),
+  ],
+};
+
+export const TABLES = [
+  POSTS_TABLE,
+  DEAD_LETTER_TABLE,
+  LOAD_RUNS_TABLE,
+  LOAD_FENCES_TABLE,
+  LOAD_REPAIRS_TABLE,
+] as const;
 
 // ---------------------------------------------------------------------------------------------------
 // Rows
@@ -196,6 +248,7 @@ export interface DeadLetterRow extends Row {
   publish_time: string | null;
   first_seen: string;
   load_run_id: string | null;
+  payload_hash: string;
 }
 
 export interface LoadRunRow extends Row {

@@ -12,7 +12,14 @@
 export interface ViewSources {
   projectId: string;
   dataset: string;
-  tables: { posts: string; deadLetter: string; loadRuns: string; dqResults: string };
+  tables: {
+    posts: string;
+    deadLetter: string;
+    loadRuns: string;
+    dqResults: string;
+    loadFences: string;
+    loadRepairs: string;
+  };
 }
 
 export type ViewName =

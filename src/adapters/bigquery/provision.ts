@@ -7,9 +7,7 @@
 import type { BigQuery, Table } from '@google-cloud/bigquery';
 import type { GcpConfig } from '../../config';
 import {
-  DEAD_LETTER_TABLE,
-  LOAD_RUNS_TABLE,
-  POSTS_TABLE,
+  TABLES,
   breakingChangeAdvice,
   diffSchema,
   type ActualColumn,
@@ -27,6 +25,8 @@ export function tableIds(gcp: BigQueryTarget): Record<TableSpec['name'], string>
     posts: gcp.tables.posts,
     posts_dead_letter: gcp.tables.deadLetter,
     load_runs: gcp.tables.loadRuns,
+    load_fences: gcp.tables.loadFences,
+    load_repairs: gcp.tables.loadRepairs,
   };
 }
 
@@ -133,7 +133,7 @@ export interface ProvisionReport {
   tables: Record<TableSpec['name'], { tableId: string; columnsAdded: string[] }>;
 }
 
-/** Ensures the dataset and the three tables exist with at least the columns of the code. */
+/** Ensures the dataset and the tables (`TABLES`) exist with at least the columns of the code. */
 export async function ensureTables(
   bq: BigQuery,
   gcp: BigQueryTarget,
@@ -142,7 +142,7 @@ export async function ensureTables(
   await ensureDataset(bq, gcp);
   const ids = tableIds(gcp);
   const report = { dataset: gcp.dataset, tables: {} } as ProvisionReport;
-  for (const spec of [POSTS_TABLE, DEAD_LETTER_TABLE, LOAD_RUNS_TABLE]) {
+  for (const spec of TABLES) {
     const columnsAdded = await ensureTable(bq, gcp, ids[spec.name], spec, spec.columns, logger);
     report.tables[spec.name] = { tableId: ids[spec.name], columnsAdded };
   }

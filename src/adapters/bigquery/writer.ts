@@ -81,7 +81,7 @@ export interface LoadSink {
    * @default stagingOwner 'load'
    */
   insertPosts(runId: string, rows: Row[], columns: Column[], stagingOwner?: string): Promise<InsertResult>;
-  /** Rows must be unique by message_id. Returns rows inserted. */
+  /** Rows must be unique by payload_hash (the key). Returns rows inserted. */
   insertDeadLetters(runId: string, rows: DeadLetterRow[]): Promise<number>;
   recordLoadRun(row: LoadRunRow): Promise<void>;
 }

@@ -4,6 +4,7 @@
  * and rows placed relative to `now` so the expected numbers of each panel are known.
  */
 import type { BigQuery } from '@google-cloud/bigquery';
+import { tableIds } from '../../../src/adapters/bigquery/provision';
 import type { AppConfig } from '../../../src/config';
 import { TABLES, type TableSpec } from '../../../src/domain/bigquery-schema';
 import { budgetStatus, dayOf, monthOf, type BudgetStatus } from '../../../src/domain/budget';
@@ -12,12 +13,9 @@ import { DQ_RESULTS_TABLE } from '../../../src/domain/quality';
 
 type Gcp = AppConfig['gcp'];
 
-const tableIdOf = (gcp: Gcp, spec: TableSpec) =>
-  ({ posts: gcp.tables.posts, posts_dead_letter: gcp.tables.deadLetter, load_runs: gcp.tables.loadRuns })[
-    spec.name
-  ];
+const tableIdOf = (gcp: Gcp, spec: TableSpec) => tableIds(gcp)[spec.name];
 
-/** Creates the dataset and the three pipeline tables (and `dq_results` unless told not to). */
+/** Creates the dataset and the pipeline tables (and `dq_results` unless told not to). */
 export async function createTables(bq: BigQuery, gcp: Gcp, opts: { dq?: boolean } = {}): Promise<void> {
   await bq.createDataset(gcp.dataset, { location: gcp.location });
   const ds = bq.dataset(gcp.dataset);

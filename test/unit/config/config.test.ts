@@ -27,6 +27,8 @@ describe('loadConfig', () => {
       deadLetter: 'posts_dead_letter',
       loadRuns: 'load_runs',
       dqResults: 'dq_results',
+      loadFences: 'load_fences',
+      loadRepairs: 'load_repairs',
     });
   });
 

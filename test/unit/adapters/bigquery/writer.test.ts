@@ -114,7 +114,7 @@ describe('buildInsertIfAbsent', () => {
       [{ message_id: 'm' }],
       null,
     );
-    expect(sql).toMatch(/WHERE T\.`message_id` = S\.`message_id`\)$/);
+    expect(sql).toMatch(/WHERE T\.`payload_hash` = S\.`payload_hash`\)$/);
   });
 });
 
