@@ -9,8 +9,10 @@
  * and zero loss / zero duplicates (stand-in ledger vs distinct ids in `posts`). In the same run: the
  * seed's design (one publish + one single-row insert per post) on a sample, the bare bulk-publish
  * ceiling, and the load stage's own benchmark (`dev/bench/load.ts`: batch load, per-message insert
- * baseline, bare load-job ceiling) on a smaller backlog. Writes artifacts/bench/<timestamp>.json and
- * prints a markdown table. Not run in CI (minutes, and it measures the machine).
+ * baseline, bare load-job ceiling) on a smaller backlog. First, before the stack starts: the stream
+ * reader beside its peers (`dev/bench/reader-peers.ts`, no stack needed). Writes
+ * artifacts/bench/<timestamp>.json and prints a markdown table. Not run in CI (minutes, and it
+ * measures the machine).
  */
 import './private-stack';
 import { spawn } from 'node:child_process';
@@ -35,6 +37,7 @@ import {
   type Pipeline,
   type ProcStats,
 } from './pipeline';
+import { markdown as readerPeersMarkdown, runReaderPeers } from './reader-peers';
 
 const { values } = parseArgs({
   options: {
@@ -336,6 +339,8 @@ function markdown(stages: StageResult[], extra: Record<string, unknown>): string
 
 async function main(): Promise<void> {
   const started = new Date();
+  say('stream reader beside its peers (dev/bench/reader-peers.ts)');
+  const readerPeers = await runReaderPeers({ log: say });
   say(`stack dir ${process.env.STACK_DIR ?? '.local'}`);
   const up = await stackUp({ recycleBigQuery: true, log: say });
   Object.assign(process.env, up.env);
@@ -380,7 +385,7 @@ async function main(): Promise<void> {
       say(`load stage (dev/bench/load.ts) on ${values['ceiling-messages']} messages`);
       loadStageReport = await loadStage(process.env, Number(values['ceiling-messages']));
     }
-    const extra = { baseline: base, publishCeiling: pubCeil, loadStage: loadStageReport };
+    const extra = { baseline: base, publishCeiling: pubCeil, loadStage: loadStageReport, readerPeers };
     const report = {
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
@@ -399,7 +404,9 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, JSON.stringify(report, null, 2));
-    process.stdout.write(`${markdown(stages, extra)}\n\nJSON: ${file}\n`);
+    process.stdout.write(
+      `${markdown(stages, extra)}\n\n${readerPeersMarkdown(readerPeers)}\n\nJSON: ${file}\n`,
+    );
     const bad = stages.some((s) => s.drained && (s.check.lost > 0 || s.check.duplicates > 0));
     process.exitCode = bad ? 1 : 0;
   } finally {
