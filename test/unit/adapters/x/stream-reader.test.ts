@@ -90,6 +90,47 @@ describe('LineDecoder', () => {
     }
   });
 
+  it('any bytes, valid UTF-8 or not, decode as each whole line does (invalid sequences: U+FFFD)', () => {
+    const isBlank = (b: Buffer): boolean => b.every((c) => c === 32 || c === 9 || c === 13);
+    const asLine = (b: Buffer): Buffer => (b.length > 0 && b[b.length - 1] === 13 ? b.subarray(0, -1) : b);
+    fc.assert(
+      fc.property(
+        // Any byte, biased towards line ends and pieces of multi-byte characters (é € 🚗).
+        fc.array(
+          fc.oneof(
+            { weight: 3, arbitrary: fc.integer({ min: 0, max: 255 }) },
+            {
+              weight: 2,
+              arbitrary: fc.constantFrom(10, 13, 32, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x9a, 0x97),
+            },
+          ),
+          { maxLength: 300 },
+        ),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        (bytes, rawCuts) => {
+          const body = Buffer.from(bytes);
+          const cuts = rawCuts.map((c) => (body.length === 0 ? 0 : c % body.length));
+          const pieces: Buffer[] = [];
+          for (let start = 0; ;) {
+            const nl = body.indexOf(10, start);
+            pieces.push(body.subarray(start, nl === -1 ? body.length : nl));
+            if (nl === -1) break;
+            start = nl + 1;
+          }
+          const tail = asLine(pieces.pop()!);
+          const expected = pieces
+            .map(asLine)
+            .filter((l) => !isBlank(l))
+            .map((l) => l.toString('utf8'));
+          const out = decode(body, cuts);
+          expect(out.lines).toEqual(expected);
+          expect(out.rest).toEqual(isBlank(tail) ? undefined : tail.toString('utf8'));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('keep-alives between and inside bursts are counted, never returned', () => {
     const d = new LineDecoder();
     const out = d.push(Buffer.from('\r\n\r\n{"a":1}\r\n\r\n{"b":2}\r\n \r\n'));
