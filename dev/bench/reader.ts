@@ -4,7 +4,9 @@
  * Throughput of the stream reader (`LineDecoder` + `JSON.parse` of every line) over a large
  * in-memory NDJSON body (posts from the stand-in's corpus, `\r\n` endings, keep-alives between
  * bursts) cut into random chunks (1 byte to `--max-chunk`), against the ceiling of `JSON.parse`
- * alone over the same lines pre-split, in the same process. Also shows reader + normalisation.
+ * alone over the same lines pre-split, in the same process. Also shows reader + normalisation, and
+ * UTF-8 decode + `JSON.parse` of the pre-split lines as bytes: the least work any reader of bytes
+ * does, so reader / that floor is what the framing itself costs (`bench:reader-peers` has the peers).
  * Each figure is the best of `--runs` interleaved runs. Target: ≥ 100 MB/s and ≥ 0.7 of the ceiling (`--check` exits 1 when missed).
  */
 import { parseArgs } from 'node:util';
@@ -65,6 +67,12 @@ function ceiling(): number {
   for (const line of lines) sink += (JSON.parse(line) as { data: object }).data ? 1 : 0;
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
+const byteLines = lines.map((l) => Buffer.from(l, 'utf8'));
+function decodeFloor(): number {
+  const t = process.hrtime.bigint();
+  for (const b of byteLines) sink += (JSON.parse(b.toString('utf8')) as { data: object }).data ? 1 : 0;
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
 function reader(): number {
   const t = process.hrtime.bigint();
   const d = new LineDecoder();
@@ -91,12 +99,14 @@ function readerNormalize(): number {
 // Best of N for both sides: the machine is shared, and the fastest run is the least disturbed one.
 const best = (xs: number[]): number => Math.min(...xs);
 const ceil: number[] = [];
+const floor: number[] = [];
 const read: number[] = [];
 const norm: number[] = [];
 ceiling();
 reader(); // warm-up
 for (let i = 0; i < runs; i++) {
   ceil.push(ceiling());
+  floor.push(decodeFloor());
   read.push(reader());
   norm.push(readerNormalize());
 }
@@ -105,11 +115,13 @@ const fmt = (label: string, s: number): string =>
 const c = best(ceil);
 const rd = best(read);
 console.log(fmt('JSON.parse ceiling (pre-split)', c));
+console.log(fmt('decode + JSON.parse (pre-split)', best(floor)));
 console.log(fmt('reader: LineDecoder + JSON.parse', rd));
 console.log(fmt('reader + normalizeStreamLine', best(norm)));
 const ratio = c / rd;
 const mbs = mb / rd;
 const ok = mbs >= 100 && ratio >= 0.7;
+console.log(`ratio reader/decode floor: ${(best(floor) / rd).toFixed(2)} (what the framing costs)`);
 console.log(
   `ratio reader/ceiling: ${ratio.toFixed(2)} (target ≥ 0.70); reader ${mbs.toFixed(0)} MB/s (target ≥ 100): ${ok ? 'OK' : 'BELOW TARGET'}`,
 );
