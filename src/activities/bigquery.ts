@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
-import type { LoadSink } from '../adapters/bigquery/writer';
+import type { LaneFence, LoadSink } from '../adapters/bigquery/writer';
 import { keepLease, type BatchSubscriber, type PulledMessage } from '../adapters/pubsub/subscriber';
 import {
   POSTS_TABLE,
@@ -30,6 +30,14 @@ export interface LoadBatchInput {
   waitMs?: number;
   /** Lease of pulled messages, renewed every third of it while the batch is written. @default 60 */
   ackDeadlineSeconds?: number;
+  /** The load lane (`domain/lanes.ts`) and the lane count: which subscription to pull. @default 0 of 1 */
+  lane?: number;
+  lanes?: number;
+  /**
+   * The batch's fencing base from the load workflow (its workflow time in ms, larger for every batch
+   * of the lane); the attempt's token is `fence × 1000 + attempt` (see `LaneFence`). Unset: no fence.
+   */
+  fence?: number;
 }
 
 export interface LoadBatchResult {
@@ -55,19 +63,27 @@ export interface RunIdentity {
 }
 
 export interface LoadActivityDeps {
-  subscriber: BatchSubscriber;
+  /** The subscriber of a lane (the worker caches one per lane). */
+  subscriber: BatchSubscriber | ((lane: number, lanes: number) => BatchSubscriber);
   sink: LoadSink;
   logger: Logger;
   metrics?: Pick<Metrics, 'rowsLoaded' | 'duplicatesSkipped' | 'deadLetters'>;
   clock?: () => Date;
   /** Test seam: runs after every write, before the ack (e.g. to simulate a crash there). */
   beforeAck?: (runId: string) => Promise<void>;
+  /** Test seam: runs after the lane is claimed, before the insert into posts (e.g. to stall an attempt). */
+  beforeInsert?: (runId: string, attempt: number) => Promise<void>;
 }
 
 const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function currentIdentity(): { id: RunIdentity; heartbeat: (d?: unknown) => void } {
+function currentIdentity(): {
+  id: RunIdentity;
+  heartbeat: (d?: unknown) => void;
+  /** Throws once Temporal cancelled the attempt (timed out, superseded, workflow gone). */
+  checkpoint: () => void;
+} {
   try {
     const ctx = Context.current();
     const info = ctx.info;
@@ -79,11 +95,13 @@ function currentIdentity(): { id: RunIdentity; heartbeat: (d?: unknown) => void 
         attempt: info.attempt,
       },
       heartbeat: (d) => ctx.heartbeat(d),
+      checkpoint: () => ctx.cancellationSignal.throwIfAborted(),
     };
   } catch {
     return {
       id: { workflowId: 'direct', workflowRunId: 'direct', activityId: 'direct', attempt: 1 },
       heartbeat: () => undefined,
+      checkpoint: () => undefined,
     };
   }
 }
@@ -113,8 +131,10 @@ interface Candidate {
 }
 
 export function createLoadActivities(deps: LoadActivityDeps) {
-  const { subscriber, sink, logger } = deps;
+  const { sink, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const subscriberOf = (lane: number, lanes: number) =>
+    typeof deps.subscriber === 'function' ? deps.subscriber(lane, lanes) : deps.subscriber;
 
   function deadLetter(
     msg: PulledMessage,
@@ -147,8 +167,9 @@ export function createLoadActivities(deps: LoadActivityDeps) {
 
   async function loadBatch(input: LoadBatchInput): Promise<LoadBatchResult> {
     const started = clock();
-    const { id, heartbeat } = currentIdentity();
+    const { id, heartbeat, checkpoint } = currentIdentity();
     const leaseSeconds = input.ackDeadlineSeconds ?? 60;
+    const subscriber = subscriberOf(input.lane ?? 0, input.lanes ?? 1);
     const messages = await subscriber.pull({
       maxMessages: input.batchSize,
       waitMs: input.waitMs,
@@ -258,9 +279,27 @@ export function createLoadActivities(deps: LoadActivityDeps) {
         }),
       ];
 
-      // 4. Write posts, then dead letters (including rows BigQuery rejected), then the audit row.
+      // 4. Claim the lane (the fencing token), then write posts, then dead letters (including rows
+      //    BigQuery rejected), then the audit row. Every step first checks the attempt is still
+      //    wanted: a cancelled (timed out, retried elsewhere) attempt stops there.
+      checkpoint();
+      const fence: LaneFence | undefined =
+        input.fence === undefined
+          ? undefined
+          : {
+              lane: id.workflowId,
+              token: input.fence * 1000 + Math.min(id.attempt, 999),
+              claimedAt: clock().toISOString(),
+            };
+      if (fence && rows.length > 0) {
+        heartbeat({ runId, phase: 'claim lane' });
+        await sink.claimLane(fence, runId);
+      }
+      await deps.beforeInsert?.(runId, id.attempt);
+      checkpoint();
       heartbeat({ runId, phase: 'insert posts' });
-      const merged = await sink.insertPosts(runId, rows, columns, id.workflowId);
+      const merged = await sink.insertPosts(runId, rows, columns, id.workflowId, fence);
+      checkpoint();
       const byMessage = new Map(messages.map((m) => [m.messageId, m]));
       for (const r of merged.rejected) {
         const msg = byMessage.get(String(r.row.message_id));

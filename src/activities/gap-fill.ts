@@ -28,7 +28,7 @@ import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 
 export interface GapFillActivityDeps {
-  config: Pick<AppConfig, 'x' | 'publish' | 'gcp'>;
+  config: Pick<AppConfig, 'x' | 'publish' | 'gcp' | 'load'>;
   logger: Logger;
   metrics?: Metrics;
   pubsub: PubSub | undefined;

@@ -5,9 +5,15 @@
  * `runQualityChecks` runs every enabled check for one run (`runId`, `asOf` chosen by the workflow,
  * so a retried attempt evaluates the same windows), writes one `dq_results` row per check
  * idempotently, logs and counts failing checks, and returns the verdict.
+ *
+ * `repairDuplicates` removes duplicate `posts` rows (keeping the earliest per id) and records them in
+ * `load_repairs` (see `adapters/bigquery/repair.ts`); the workflow runs it when the uniqueness check
+ * finds duplicates, and `npm run repair:duplicates` runs the same repair on demand.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { QualityStore } from '../adapters/bigquery/quality-queries';
+import type { RemovedRow, RepairOptions, RepairReport, UnrepairableRow } from '../adapters/bigquery/repair';
 import type { AlertSender } from '../adapters/webhook';
 import type { Column } from '../domain/bigquery-schema';
 import type { CheckOutcome, DataQualityVerdict, MinuteCount } from '../domain/pipeline-status';
@@ -57,7 +63,44 @@ export interface QualityActivitiesDeps {
   postsColumns?: Column[];
   /** Defaults for every run, below the per-run overrides of the workflow input. */
   checks?: QualityChecksOverrides;
+  /** One pass of the duplicate repair (`repairDuplicates` of `adapters/bigquery/repair.ts`); absent = no repair. */
+  repair?: (opts: RepairOptions) => Promise<RepairReport>;
 }
+
+export interface RepairDuplicatesInput {
+  /** Deterministic id of the repair (the quality run id): recorded in `load_repairs`, names the jobs. */
+  repairId: string;
+  /** The run's clock (ISO): with it and no `since`, the repair covers the uniqueness check's window. */
+  asOf?: string;
+  /** YYYY-MM-DD lower bound of the `posts` partitions; absent (and no asOf) = the whole table. */
+  since?: string;
+  /** Duplicated ids per pass. @default 5000 */
+  maxIds?: number;
+  /** Passes before returning with `truncated` (each handles up to maxIds ids). @default 20 */
+  maxPasses?: number;
+  /** Per-check overrides, as given to `runQualityChecks` (the uniqueness window). */
+  checks?: QualityChecksOverrides;
+  /** Plan and report only (one pass): record nothing, delete nothing. @default false */
+  dryRun?: boolean;
+}
+
+/** What the repair did: counts and a few examples (bounded, it goes through workflow history). */
+export interface DuplicateRepairSummary {
+  repairId: string;
+  /** The partition lower bound used, or null (the whole table). */
+  since: string | null;
+  duplicateIds: number;
+  rowsRemoved: number;
+  unrepairable: number;
+  passes: number;
+  /** More duplicated ids may remain (maxPasses passes were not enough, or a dry run). */
+  truncated: boolean;
+  /** The first removed rows (at most {@link REPAIR_EXAMPLES}). */
+  removed: RemovedRow[];
+  unrepairableRows: UnrepairableRow[];
+}
+
+export const REPAIR_EXAMPLES = 10;
 
 export interface RunQualityChecksInput {
   /** Deterministic run id (workflow id + run sequence). */
@@ -81,6 +124,7 @@ export interface QualityAlert {
 }
 
 const MINUTE = 60_000;
+const HEARTBEAT_MS = 5_000;
 const minus = (iso: string, minutes: number) => new Date(Date.parse(iso) - minutes * MINUTE).toISOString();
 const isPermanent = (err: unknown) => err instanceof ApplicationFailure && err.nonRetryable;
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -221,7 +265,85 @@ export function createQualityActivities(deps: QualityActivitiesDeps) {
         logger.warn({ runId: verdict.runId, error: res.error }, 'data-quality alert not delivered');
       return res.delivered;
     },
+
+    /**
+     * Repairs duplicate `posts` rows in passes of up to `maxIds` ids until a pass finds no more (or
+     * removes nothing: what is left is unrepairable), heartbeating throughout. Idempotent: a retry
+     * re-plans from the table and records nothing twice.
+     */
+    async repairDuplicates(input: RepairDuplicatesInput): Promise<DuplicateRepairSummary> {
+      if (!deps.repair) {
+        throw ApplicationFailure.nonRetryable('no duplicate repair is configured in this worker', 'NoRepair');
+      }
+      const since =
+        input.since ??
+        (input.asOf
+          ? lookbackWindow(
+              input.asOf,
+              resolveQualityChecks(mergeOverrides(deps.checks, input.checks)).uniqueness.lookbackMinutes,
+            ).start.slice(0, 10)
+          : undefined);
+      const maxPasses = input.maxPasses ?? 20;
+      const heartbeat = activityHeartbeat();
+      let step = 'start';
+      heartbeat({ repairId: input.repairId, step });
+      const beat = setInterval(() => heartbeat({ repairId: input.repairId, step }), HEARTBEAT_MS);
+      const summary: DuplicateRepairSummary = {
+        repairId: input.repairId,
+        since: since ?? null,
+        duplicateIds: 0,
+        rowsRemoved: 0,
+        unrepairable: 0,
+        passes: 0,
+        truncated: false,
+        removed: [],
+        unrepairableRows: [],
+      };
+      const duplicated = new Set<string>();
+      try {
+        for (let pass = 1; pass <= maxPasses; pass++) {
+          const report = await deps.repair({
+            repairId: pass === 1 ? input.repairId : `${input.repairId}:${pass}`,
+            since,
+            maxIds: input.maxIds,
+            repairedAt: input.asOf,
+            dryRun: input.dryRun,
+            onProgress: (s) => {
+              step = `pass ${pass}: ${s}`;
+              heartbeat({ repairId: input.repairId, step });
+            },
+          });
+          summary.passes = pass;
+          summary.rowsRemoved += report.rowsRemoved;
+          for (const r of report.removed) duplicated.add(r.postId);
+          for (const r of report.unrepairableRows) duplicated.add(r.postId);
+          summary.duplicateIds = duplicated.size;
+          summary.unrepairable = report.unrepairable;
+          summary.unrepairableRows = report.unrepairableRows.slice(0, REPAIR_EXAMPLES);
+          summary.removed.push(...report.removed.slice(0, REPAIR_EXAMPLES - summary.removed.length));
+          summary.truncated = report.truncated;
+          if (!report.truncated || report.rowsRemoved === 0) break;
+        }
+      } finally {
+        clearInterval(beat);
+      }
+      if (input.dryRun) logger.info(summary, 'duplicate repair (dry run): nothing written');
+      else if (summary.rowsRemoved > 0 || summary.unrepairable > 0)
+        logger.warn(summary, 'duplicate posts rows repaired (see load_repairs)');
+      else logger.info(summary, 'duplicate repair: nothing to remove');
+      return summary;
+    },
   };
+}
+
+/** The current activity's heartbeat, or a no-op outside an activity (a direct call, a test). */
+function activityHeartbeat(): (details: unknown) => void {
+  try {
+    const ctx = Context.current();
+    return (d) => ctx.heartbeat(d);
+  } catch {
+    return () => undefined;
+  }
 }
 
 function mergeOverrides(a?: QualityChecksOverrides, b?: QualityChecksOverrides): QualityChecksOverrides {

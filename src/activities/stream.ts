@@ -33,6 +33,8 @@ export interface WorkerSettings {
   loadIntervalMs: number;
   loadBatchSize: number;
   loadBacklogThreshold: number;
+  /** LOAD_LANES; absent in supervisors started before lanes existed (one lane). */
+  loadLanes?: number;
   dqIntervalMs: number;
   /** Absent in supervisors started before gap fill existed (the defaults apply). */
   gapFill?: GapFillSettings;
@@ -196,6 +198,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         loadIntervalMs: config.load.intervalMs,
         loadBatchSize: config.load.batchSize,
         loadBacklogThreshold: config.load.backlogThreshold,
+        loadLanes: config.load.lanes,
         dqIntervalMs: config.dq.intervalMs,
         gapFill: config.x.gapFill,
         budget: config.x.budget,

@@ -113,7 +113,13 @@ export interface AppConfig {
   gcp: GcpConfig;
   x: XConfig;
   publish: PublishConfig;
-  load: { intervalMs: number; batchSize: number; backlogThreshold: number };
+  load: {
+    intervalMs: number;
+    batchSize: number;
+    backlogThreshold: number;
+    /** LOAD_LANES: lanes (subscriptions and load children) the posts are spread over by id. */
+    lanes: number;
+  };
   /** `checks`: overrides of the quality checks' defaults (`DQ_CHECKS`). */
   dq: { intervalMs: number; webhookUrl?: string; checks: QualityChecksOverrides };
   ports: {
@@ -254,6 +260,7 @@ export function loadConfig(
       intervalMs: v.loadIntervalMs!,
       batchSize: v.loadBatchSize!,
       backlogThreshold: v.loadBacklogThreshold!,
+      lanes: v.loadLanes!,
     },
     dq: { intervalMs: v.dqIntervalMs!, webhookUrl: v.dqWebhookUrl, checks: v.dqChecks! },
     ports: {

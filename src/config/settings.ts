@@ -4,6 +4,7 @@
  * configuration table are checked against this list by `test/unit/config/docs.test.ts`, so a new
  * setting cannot be added without documenting it.
  */
+import { MAX_LOAD_LANES } from '../domain/lanes';
 import { z } from 'zod';
 import { qualityOverrideProblems, type QualityChecksOverrides } from '../domain/quality';
 
@@ -506,6 +507,15 @@ export const settings = {
     description: 'Messages per load batch (one load job + one insert-if-absent statement per batch).',
     default: '10000',
     schema: parsers.positiveInt(),
+  }),
+  loadLanes: s({
+    env: 'LOAD_LANES',
+    group: 'Load',
+    form: 'an integer from 1 to 64',
+    description:
+      'Load lanes: a post id always hashes to the same lane, each lane has its own subscription and load child, so lanes scale out without racing (README, Load lanes).',
+    default: '1',
+    schema: z.coerce.number().int().min(1).max(MAX_LOAD_LANES),
   }),
   loadBacklogThreshold: s({
     env: 'LOAD_BACKLOG_THRESHOLD',

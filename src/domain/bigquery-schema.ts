@@ -176,7 +176,7 @@ export const LOAD_FENCES_TABLE: TableSpec = {
   clustering: ['lane'],
   key: ['lane', 'token'],
   columns: [
-    col('lane', 'INT64', 'REQUIRED', 'Load lane (hash of the post id mod LOAD_LANES).'),
+    col('lane', 'STRING', 'REQUIRED', 'The fenced lane: its load workflow id (x-ingest-<name>-load-<k>).'),
     col('token', 'INT64', 'REQUIRED', 'Fencing token: larger for every newer attempt of the lane.'),
     col('run_id', 'STRING', 'NULLABLE', 'load_runs.run_id of the attempt.'),
     col('workflow_id', 'STRING', 'NULLABLE', 'Load workflow id.'),

@@ -59,3 +59,6 @@ export function causeType(err: unknown): string | undefined {
   }
   return type;
 }
+
+/** Thrown (non-retryable) by a load attempt whose lane a newer attempt claimed: it wrote nothing. */
+export const LOAD_ATTEMPT_SUPERSEDED = 'LoadAttemptSuperseded';

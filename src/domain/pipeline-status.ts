@@ -109,8 +109,11 @@ export interface PipelineStatus {
   rules: StreamRule[];
   progress: StreamProgress;
   publishedByMinute: MinuteCount[];
-  /** `gapFill` is absent in supervisors started before gap fill existed. */
-  children: { load: ChildStatus; quality: ChildStatus; gapFill?: ChildStatus };
+  /**
+   * `load` is lane 0's load child, `loadLanes` the others' (lanes 1…N-1; absent with one lane).
+   * `gapFill` is absent in supervisors started before gap fill existed.
+   */
+  children: { load: ChildStatus; loadLanes?: ChildStatus[]; quality: ChildStatus; gapFill?: ChildStatus };
   lastDataQuality?: DataQualityVerdict;
   lastError?: string;
   /** How many times this supervisor has continued-as-new. */
@@ -136,8 +139,13 @@ export function gapFillWorkflowId(streamName: string): string {
 export function supervisorWorkflowId(streamName: string): string {
   return `x-ingest-${streamName}`;
 }
-export function loadWorkflowId(streamName: string): string {
-  return `x-ingest-${streamName}-load`;
+/**
+ * The load child of lane `lane` of `lanes`: `x-ingest-<name>-load-<k>` with several lanes. With one
+ * lane (the default) it keeps the id it had before lanes existed, `x-ingest-<name>-load`, so running
+ * pipelines, CLI lines and dashboards need no change.
+ */
+export function loadWorkflowId(streamName: string, lane = 0, lanes = 1): string {
+  return lanes <= 1 ? `x-ingest-${streamName}-load` : `x-ingest-${streamName}-load-${lane}`;
 }
 export function qualityWorkflowId(streamName: string): string {
   return `x-ingest-${streamName}-quality`;

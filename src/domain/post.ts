@@ -86,6 +86,8 @@ export interface MalformedMessage {
 /** Pub/Sub message attributes set by the publisher (all strings, as Pub/Sub requires). */
 export interface PostAttributes {
   post_id: string;
+  /** Load lane of the post id (`domain/lanes.ts`); lane subscriptions filter on it. */
+  lane: string;
   /** Comma-separated rule tags, for routing and subscription filters. */
   rule_tags: string;
   schema_version: string;

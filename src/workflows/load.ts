@@ -4,9 +4,18 @@
  * activity moves the data, the workflow moves counts). History stays bounded by continue-as-new,
  * which carries the cumulative counters forward.
  */
-import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  log,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { LoadBatchResult, createLoadActivities } from '../activities/bigquery';
-import { BigQueryFailureType, PubSubFailureType } from '../domain/failure-types';
+import { BigQueryFailureType, LOAD_ATTEMPT_SUPERSEDED, PubSubFailureType } from '../domain/failure-types';
 import { loadStatsQuery, loadStopSignal, type LoadTotals } from './messages';
 
 export type { LoadStats, LoadTotals } from './messages';
@@ -25,6 +34,13 @@ export interface LoadWorkflowInput {
   ensureTables?: boolean;
   /** Lease of pulled messages (seconds). @default 60 */
   ackDeadlineSeconds?: number;
+  /** The lane this child drains (`domain/lanes.ts`) and the lane count. @default 0 of 1 */
+  lane?: number;
+  lanes?: number;
+  /** Fence every batch (see `LaneFence` in adapters/bigquery/writer.ts). @default true */
+  fenced?: boolean;
+  /** Carried across continue-as-new: the last fencing base handed out, so the next is larger. */
+  lastFence?: number;
   /** Counters carried across continue-as-new. */
   totals?: LoadTotals;
 }
@@ -68,6 +84,14 @@ const { loadBatch, ensureTables } = proxyActivities<ReturnType<typeof createLoad
   },
 });
 
+/** The lane's newest token when `err` is a batch superseded in its lane, else undefined. */
+function supersededBy(err: unknown): number | undefined {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return undefined;
+  if (err.cause.type !== LOAD_ATTEMPT_SUPERSEDED) return undefined;
+  const details = err.cause.details?.[0] as { newestToken?: number } | undefined;
+  return Number(details?.newestToken ?? 0);
+}
+
 export async function loadWorkflow(input: LoadWorkflowInput): Promise<LoadWorkflowResult> {
   const totals: LoadTotals = input.totals ? { ...input.totals } : emptyTotals();
   const maxIterations = input.maxIterationsPerRun ?? 500;
@@ -91,13 +115,32 @@ export async function loadWorkflow(input: LoadWorkflowInput): Promise<LoadWorkfl
   }));
 
   if (input.ensureTables ?? true) await ensureTables();
+  let lastFence = input.lastFence ?? 0;
 
   while (!stopping) {
     loading = true;
-    const result = await loadBatch({
-      batchSize: input.batchSize,
-      ackDeadlineSeconds: input.ackDeadlineSeconds,
-    });
+    // Workflow time (deterministic), strictly larger than every earlier batch's of this lane.
+    const fence = Math.max(Date.now(), lastFence + 1);
+    lastFence = fence;
+    let result: LoadBatchResult;
+    try {
+      result = await loadBatch({
+        batchSize: input.batchSize,
+        ackDeadlineSeconds: input.ackDeadlineSeconds,
+        lane: input.lane ?? 0,
+        lanes: input.lanes ?? 1,
+        ...((input.fenced ?? true) ? { fence } : {}),
+      });
+    } catch (err) {
+      const newest = supersededBy(err);
+      if (newest === undefined) throw err;
+      // Another attempt holds a newer token (a clock that went back, a second load child of the same
+      // lane): this batch wrote nothing and goes back to the subscription; the next one outranks it.
+      log.warn('load batch superseded in its lane; taking a newer fence', { newest });
+      lastFence = Math.max(lastFence, Math.ceil(newest / 1000));
+      loading = false;
+      continue;
+    }
     loading = false;
     iterations++;
     lastBatch = result;
@@ -116,6 +159,7 @@ export async function loadWorkflow(input: LoadWorkflowInput): Promise<LoadWorkfl
       await continueAsNew<typeof loadWorkflow>({
         ...input,
         ensureTables: false,
+        lastFence,
         totals: { ...totals, runs: totals.runs + 1 },
       });
     }

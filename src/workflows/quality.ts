@@ -4,6 +4,9 @@
  * parent supervisor (`dataQualityVerdict` signal) and as the `DataQuality` search attribute
  * (ok|warn|fail) on itself, alerts on failing checks through an activity that never fails the run,
  * and continues as new when Temporal suggests it or after `maxRunsPerExecution` runs.
+ * When the uniqueness check finds duplicate ids, the run repairs them (the `repairDuplicates`
+ * activity: one row kept per id, the removed ones recorded in `load_repairs`) and adds what it did to
+ * the verdict as a `uniqueness_repair` problem (warn; fail when rows could not be repaired).
  * Deterministic code only: the activities move data, the workflow moves ids and verdicts.
  */
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
@@ -13,14 +16,15 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createQualityActivities } from '../activities/quality';
-import type { DataQualityVerdict } from '../domain/pipeline-status';
-import { qualityRunId, type QualityChecksOverrides } from '../domain/quality';
+import type { DuplicateRepairSummary, createQualityActivities } from '../activities/quality';
+import type { CheckOutcome, DataQualityVerdict } from '../domain/pipeline-status';
+import { qualityRunId, worstStatus, type QualityChecksOverrides } from '../domain/quality';
 import { dataQualityVerdictSignal, runChecksSignal, runChecksUpdate } from './messages';
 
 /** Settings only: no secrets, no data. */
@@ -41,7 +45,12 @@ export interface QualityWorkflowInput {
   runSequence?: number;
   /** Carried across continue-as-new: the latest verdict. */
   lastVerdict?: DataQualityVerdict;
+  /** Repair duplicate ids when the uniqueness check finds them. @default true */
+  repairDuplicates?: boolean;
 }
+
+/** The patch id of the duplicate repair (quality runs recorded before it replay without it). */
+export const REPAIR_DUPLICATES_PATCH = 'repair-duplicates';
 
 export const DataQualityKey = defineSearchAttributeKey('DataQuality', SearchAttributeType.KEYWORD);
 
@@ -52,6 +61,18 @@ const { runQualityChecks, ensureQualityTable } = proxyActivities<ReturnType<type
     backoffCoefficient: 2,
     maximumInterval: '30 seconds',
     maximumAttempts: 5,
+  },
+});
+
+const { repairDuplicates } = proxyActivities<ReturnType<typeof createQualityActivities>>({
+  // Passes of a few BigQuery statements each; the activity heartbeats every 5 s and between steps.
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 3,
   },
 });
 
@@ -107,8 +128,9 @@ export async function qualityWorkflow(input: QualityWorkflowInput): Promise<void
   async function runOnce(seq: number): Promise<DataQualityVerdict> {
     const runId = qualityRunId(info.workflowId, info.firstExecutionRunId, seq);
     const asOf = new Date().toISOString(); // workflow time: deterministic, and equal on every retry
+    let verdict: DataQualityVerdict;
     try {
-      return await runQualityChecks({ runId, asOf, workflowId: info.workflowId, checks: input.checks });
+      verdict = await runQualityChecks({ runId, asOf, workflowId: info.workflowId, checks: input.checks });
     } catch (err) {
       const details = `the data-quality suite could not run: ${err instanceof Error ? err.message : String(err)}`;
       log.error(details, { runId });
@@ -118,6 +140,28 @@ export async function qualityWorkflow(input: QualityWorkflowInput): Promise<void
         finishedAt: new Date().toISOString(),
         problems: [{ check: 'suite', status: 'fail', details }],
       };
+    }
+    const duplicates = verdict.problems.some((p) => p.check === 'uniqueness');
+    if (duplicates && (input.repairDuplicates ?? true) && patched(REPAIR_DUPLICATES_PATCH)) {
+      verdict = withProblem(verdict, await repair(runId, asOf));
+    }
+    return verdict;
+  }
+
+  /** Runs the duplicate repair over the uniqueness check's window; never fails the run. */
+  async function repair(runId: string, asOf: string): Promise<CheckOutcome> {
+    try {
+      const r = await repairDuplicates({ repairId: runId, asOf, checks: input.checks });
+      log.warn('duplicate posts rows repaired', { ...r });
+      return {
+        check: 'uniqueness_repair',
+        status: r.unrepairable > 0 ? 'fail' : 'warn',
+        details: repairDetails(r),
+      };
+    } catch (err) {
+      const details = `the duplicate repair failed: ${err instanceof Error ? err.message : String(err)}`;
+      log.error(details, { runId });
+      return { check: 'uniqueness_repair', status: 'fail', details };
     }
   }
 
@@ -143,4 +187,27 @@ export async function qualityWorkflow(input: QualityWorkflowInput): Promise<void
       }
     }
   }
+}
+
+function withProblem(verdict: DataQualityVerdict, problem: CheckOutcome): DataQualityVerdict {
+  return {
+    ...verdict,
+    status: worstStatus([verdict.status, problem.status]),
+    problems: [...verdict.problems, problem],
+  };
+}
+
+function repairDetails(r: DuplicateRepairSummary): string {
+  const examples = r.removed.map((x) => `${x.postId} (run ${x.removedLoadRunId})`).join(', ');
+  return [
+    `removed ${r.rowsRemoved} duplicate row(s) of ${r.duplicateIds} id(s)` +
+      `${r.since ? ` created since ${r.since}` : ''}, recorded in load_repairs under ${r.repairId}` +
+      (examples ? ` (e.g. ${examples})` : ''),
+    r.unrepairable > 0
+      ? `${r.unrepairable} duplicate row(s) left in place: their load_run_id is shared with another copy or NULL, so they cannot be removed alone`
+      : '',
+    r.truncated ? 'more duplicated ids may remain: the next run continues' : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
 }

@@ -115,7 +115,7 @@ export interface CarriedState {
   /** Totals of finished activity attempts. */
   base: StreamProgress;
   publishedByMinute: MinuteCount[];
-  children: { load: ChildStatus; quality: ChildStatus; gapFill?: ChildStatus };
+  children: PipelineStatus['children'];
   lastDataQuality?: DataQualityVerdict;
   lastError?: string;
   generation: number;
@@ -233,10 +233,17 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   let rules: StreamRule[] = carried?.rules ?? input.rules ?? settings.rules;
   let base: StreamProgress = carried?.base ?? emptyProgress();
   let publishedByMinute: MinuteCount[] = carried?.publishedByMinute ?? [];
+  const loadLanes = settings.loadLanes ?? 1;
   const children = carried?.children ?? {
-    load: childStatus(loadWorkflowId(input.streamName)),
+    load: childStatus(loadWorkflowId(input.streamName, 0, loadLanes)),
     quality: childStatus(qualityWorkflowId(input.streamName)),
   };
+  // One load child per lane (lane 0 is `children.load`); see domain/lanes.ts.
+  if (loadLanes > 1 && !children.loadLanes) {
+    children.loadLanes = Array.from({ length: loadLanes - 1 }, (_, i) =>
+      childStatus(loadWorkflowId(input.streamName, i + 1, loadLanes)),
+    );
+  }
   let lastDataQuality = carried?.lastDataQuality;
   let lastError = carried?.lastError;
   const generation = carried?.generation ?? 0;
@@ -486,13 +493,18 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   );
 
   // --- children ---------------------------------------------------------------------------------
-  type ChildKind = 'load' | 'quality' | 'gapFill';
+  /** `load` is lane 0; `load-<k>` the load child of lane k ≥ 1. */
+  type ChildKind = 'load' | 'quality' | 'gapFill' | `load-${number}`;
   const childHandles: Partial<Record<ChildKind, ChildWorkflowHandle<never>>> = {};
-  const childScopes: Record<ChildKind, CancellationScope> = {
-    load: new CancellationScope(),
-    quality: new CancellationScope(),
-    gapFill: new CancellationScope(),
-  };
+  const laneKinds: ChildKind[] = Array.from({ length: loadLanes - 1 }, (_, i) => `load-${i + 1}` as const);
+  const childScopes = Object.fromEntries(
+    (['load', 'quality', 'gapFill', ...laneKinds] as ChildKind[]).map((k) => [k, new CancellationScope()]),
+  ) as Record<ChildKind, CancellationScope>;
+  const laneOfKind = (kind: ChildKind) => (kind === 'load' ? 0 : Number(kind.slice('load-'.length)));
+  const statusOf = (kind: ChildKind): ChildStatus =>
+    kind === 'load' || kind === 'quality' || kind === 'gapFill'
+      ? children[kind]!
+      : children.loadLanes![laneOfKind(kind) - 1]!;
   children.gapFill ??= childStatus(gapFillWorkflowId(input.streamName));
 
   /** The ledger's gaps in `states`, as the reports the gap-fill child takes. */
@@ -573,19 +585,19 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       .run(() => superviseChild(kind))
       .catch((err) => {
         if (!isCancellation(err)) throw err;
-        children[kind]!.state = 'stopped';
+        statusOf(kind).state = 'stopped';
       });
   }
 
   async function superviseChild(kind: ChildKind): Promise<void> {
-    const st = children[kind]!;
+    const st = statusOf(kind);
     let delayMs = 1000;
     while (!stopRequested) {
       try {
         const handle =
           kind === 'gapFill'
             ? await startGapFill()
-            : kind === 'load'
+            : kind !== 'quality'
               ? await startChild(loadWorkflow, {
                   workflowId: st.workflowId,
                   taskQueue: settings.batchTaskQueue,
@@ -594,11 +606,15 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
                       intervalMs: settings.loadIntervalMs,
                       batchSize: settings.loadBatchSize,
                       backlogThreshold: settings.loadBacklogThreshold,
+                      ...(loadLanes > 1 ? { lane: laneOfKind(kind), lanes: loadLanes } : {}),
                     },
                   ],
                   parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
                   workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-                  staticSummary: `Pub/Sub → BigQuery loader of ${input.streamName}`,
+                  staticSummary:
+                    loadLanes > 1
+                      ? `Pub/Sub → BigQuery loader of ${input.streamName}, lane ${laneOfKind(kind)} of ${loadLanes}`
+                      : `Pub/Sub → BigQuery loader of ${input.streamName}`,
                 })
               : await startChild(qualityWorkflow, {
                   workflowId: st.workflowId,
@@ -752,7 +768,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   publishState();
   describe();
   const childLoops = [
-    ...(wantLoad ? [keepChild('load')] : []),
+    ...(wantLoad ? [keepChild('load'), ...laneKinds.map(keepChild)] : []),
     ...(wantQuality ? [keepChild('quality')] : []),
     ...(wantGapFill && gapFillVersion ? [keepChild('gapFill')] : []),
   ];
@@ -788,12 +804,14 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   // stop: the stream is closed and flushed. The load child finishes its current batch on `stop`;
   // the quality child is cancelled (it holds no data).
   setState('stopping');
-  if (childHandles.load) {
+  for (const kind of ['load', ...laneKinds] as ChildKind[]) {
+    const handle = childHandles[kind];
+    if (!handle) continue;
     try {
-      await childHandles.load.signal(loadStopSignal);
+      await handle.signal(loadStopSignal);
     } catch (err) {
-      log.warn('could not signal the load child to stop', { error: errorMessage(err) });
-      childScopes.load.cancel();
+      log.warn('could not signal a load child to stop', { child: kind, error: errorMessage(err) });
+      childScopes[kind].cancel();
     }
   }
   childScopes.quality.cancel();

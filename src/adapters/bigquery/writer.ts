@@ -31,10 +31,12 @@
  * conditions match nothing there); numeric parameters are typed strings; a NULL inside an
  * array of structs must be a typed `CAST(NULL AS T)` literal, not a parameter; no DML statistics.
  */
+import { Readable } from 'node:stream';
 import type { BigQuery, Job, Table } from '@google-cloud/bigquery';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   DEAD_LETTER_TABLE,
+  LOAD_FENCES_TABLE,
   LOAD_RUNS_TABLE,
   POSTS_TABLE,
   type ActualColumn,
@@ -44,7 +46,7 @@ import {
   type Row,
   type TableSpec,
 } from '../../domain/bigquery-schema';
-import { BigQueryFailureType } from '../../domain/failure-types';
+import { BigQueryFailureType, LOAD_ATTEMPT_SUPERSEDED } from '../../domain/failure-types';
 import type { Logger } from '../../observability/logger';
 import { classifyBigQueryError } from './errors';
 import {
@@ -69,6 +71,30 @@ export interface InsertResult {
   rejected: RejectedRow[];
 }
 
+/**
+ * A load attempt's fencing token. The load workflow hands every batch a token larger than any
+ * before it in its lane (workflow time in ms × 1,000 + the activity attempt, so a retry outranks the
+ * attempt it replaces); the attempt claims it in `load_fences` before it writes, and its insert into
+ * `posts` only goes in while the token is still the lane's largest. A zombie attempt (one that
+ * outlived its heartbeat or start-to-close timeout and was retried, or whose load child was
+ * terminated and restarted) therefore writes nothing once a newer attempt has claimed the lane.
+ *
+ * Why a token in a table, not a lock: BigQuery has no row locks across statements, and INSERTs do
+ * not conflict with each other even inside transactions. The claim and the fenced insert are two
+ * statements, so one window stays: a zombie insert that *started* before the newer claim committed.
+ * The attempt heartbeats through the batch and stops at the next step once Temporal cancels it,
+ * which keeps that window to one statement; the duplicates check and its repair
+ * (`adapters/bigquery/repair.ts`) are the last line. On the emulator every statement is serialised,
+ * so the window does not exist there.
+ */
+export interface LaneFence {
+  /** The lane: its load workflow id. */
+  lane: string;
+  token: number;
+  /** When the attempt claimed it (ISO): bounds the partitions the fence check reads. */
+  claimedAt: string;
+}
+
 /** The port the load activity writes through; tests hand in a double of it. */
 export interface LoadSink {
   ensureTables(): Promise<ProvisionReport>;
@@ -80,7 +106,15 @@ export interface LoadSink {
    * Rows must be unique by id. `stagingOwner` (the load workflow id) names the staging slots.
    * @default stagingOwner 'load'
    */
-  insertPosts(runId: string, rows: Row[], columns: Column[], stagingOwner?: string): Promise<InsertResult>;
+  insertPosts(
+    runId: string,
+    rows: Row[],
+    columns: Column[],
+    stagingOwner?: string,
+    fence?: LaneFence,
+  ): Promise<InsertResult>;
+  /** Records `fence` as its lane's newest token (idempotent); see {@link LaneFence}. */
+  claimLane(fence: LaneFence, runId: string): Promise<void>;
   /** Rows must be unique by payload_hash (the key). Returns rows inserted. */
   insertDeadLetters(runId: string, rows: DeadLetterRow[]): Promise<number>;
   recordLoadRun(row: LoadRunRow): Promise<void>;
@@ -114,6 +148,23 @@ export function stagingSlotId(tableId: string, owner: string, at: Date): string 
   const minutes = at.getUTCHours() * 60 + at.getUTCMinutes();
   const slot = Math.floor(minutes / STAGING_SLOT_MINUTES);
   return `_stg_${tableId}_${safeId(owner).slice(0, 200)}_${String(slot).padStart(2, '0')}`;
+}
+
+/** NDJSON of `rows` in chunks of about `chunkBytes` characters (one JSON line per row). */
+export function* ndjsonChunks(rows: Row[], chunkBytes = 256 * 1024): Generator<string> {
+  let buf: string[] = [];
+  let size = 0;
+  for (const r of rows) {
+    const line = JSON.stringify(r) + '\n';
+    buf.push(line);
+    size += line.length;
+    if (size >= chunkBytes) {
+      yield buf.join('');
+      buf = [];
+      size = 0;
+    }
+  }
+  if (buf.length > 0) yield buf.join('');
 }
 
 /** Rows a DML job inserted, from its statistics; undefined when there are none (the emulator). */
@@ -170,6 +221,8 @@ export function buildInsertAbsentSql(
   range: [string, string] | null,
   /** Only staged rows of this run (a slot is shared over time; see {@link stagingSlotId}). */
   runId?: string,
+  /** Only while this token is its lane's newest in the fences table (see {@link LaneFence}). */
+  fence?: { table: string; fence: LaneFence },
 ): string {
   const where = range
     ? ` WHERE DATE(T.${spec.partitionField}) BETWEEN DATE '${range[0]}' AND DATE '${range[1]}'`
@@ -186,7 +239,28 @@ export function buildInsertAbsentSql(
     `SELECT ${cols.map((c) => `S.${c}`).join(', ')}`,
     `FROM ${staging} S`,
     `WHERE ${runId ? `S.load_run_id = '${runId.replace(/[^A-Za-z0-9_]/g, '')}' AND ` : ''}${absent}`,
+    ...(fence ? [`AND ${fenceHolds(fence.table, fence.fence)}`] : []),
   ].join('\n');
+}
+
+/** A lane key as a SQL string literal (workflow ids: letters, digits, - _ . only). */
+const laneLiteral = (lane: string) => `'${lane.replace(/[^A-Za-z0-9_.-]/g, '')}'`;
+
+/** The partitions a fence check reads: a day before the claim (a newer claim is never older). */
+const fenceSince = (f: LaneFence) =>
+  new Date(Date.parse(f.claimedAt) - 86_400_000).toISOString().slice(0, 10);
+
+/** The SQL of the newest token of a lane. */
+export function newestTokenSql(fences: string, f: LaneFence): string {
+  return (
+    `SELECT MAX(F.token) FROM ${fences} F WHERE F.lane = ${laneLiteral(f.lane)}` +
+    ` AND DATE(F.claimed_at) >= DATE '${fenceSince(f)}'`
+  );
+}
+
+/** The condition that `f` is still its lane's newest token. */
+export function fenceHolds(fences: string, f: LaneFence): string {
+  return `(${newestTokenSql(fences, f)}) = ${Math.trunc(f.token)}`;
 }
 
 /** A parameterised statement: SQL text, parameter values, and their BigQuery types. */
@@ -325,7 +399,6 @@ export function createBigQueryLoadSink({
   let postsColumnsCache: ActualColumn[] | undefined;
 
   async function runLoadJob(staging: Table, columns: Column[], rows: Row[], jobId: string): Promise<void> {
-    const ndjson = rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
     const metadata = {
       sourceFormat: 'NEWLINE_DELIMITED_JSON',
       schema: { fields: columns.map((c) => ({ name: c.name, type: c.type, mode: c.mode })) },
@@ -337,7 +410,10 @@ export function createBigQueryLoadSink({
       const ws = staging.createWriteStream(metadata as Parameters<Table['createWriteStream']>[0]);
       ws.once('job', (j: Job) => resolve(j));
       ws.once('error', reject);
-      ws.end(ndjson);
+      // Streamed with back-pressure, about 256 KiB at a time: the batch's NDJSON text never exists whole.
+      const src = Readable.from(ndjsonChunks(rows));
+      src.once('error', reject);
+      src.pipe(ws);
     });
     const status = (
       job.metadata as { status?: { state?: string; errorResult?: unknown; errors?: unknown[] } }
@@ -426,6 +502,7 @@ export function createBigQueryLoadSink({
     columns: Column[],
     keyOf: (r: Row) => string,
     stagingOwner: string,
+    fence?: LaneFence,
   ): Promise<InsertResult> {
     const tableId = ids[spec.name];
     const where = `${gcp.dataset}.${tableId}`;
@@ -467,6 +544,7 @@ export function createBigQueryLoadSink({
         columns.map((c) => c.name),
         range,
         runId,
+        fence ? { table: fqn(gcp, ids.load_fences), fence } : undefined,
       );
       const job = await runQuery(sql, `${run}_${tableId}_insert`);
       step = 'count';
@@ -477,6 +555,20 @@ export function createBigQueryLoadSink({
         job,
         `SELECT COUNT(*) AS n FROM ${target} WHERE load_run_id = '${runId.replace(/'/g, '')}'${rangeFilter}`,
       );
+      if (inserted < kept.length && fence) {
+        step = 'fence check';
+        const newest = await countOf(`SELECT (${newestTokenSql(fqn(gcp, ids.load_fences), fence)}) AS n`);
+        if (newest !== fence.token) {
+          throw ApplicationFailure.create({
+            message:
+              `load attempt ${runId} was superseded in lane ${fence.lane} (its token ${fence.token}, ` +
+              `the lane's newest ${newest}); it inserted nothing, the newer attempt loads the batch`,
+            type: LOAD_ATTEMPT_SUPERSEDED,
+            nonRetryable: true,
+            details: [{ newestToken: newest }],
+          });
+        }
+      }
       if (inserted < kept.length) {
         // Fewer went in than were staged: the rest must be in the table already (an earlier
         // attempt or batch wrote them). If not, another attempt overwrote this slot between our
@@ -574,10 +666,21 @@ export function createBigQueryLoadSink({
       return added;
     },
 
-    insertPosts: (runId, rows, columns, stagingOwner = 'load') =>
+    insertPosts: (runId, rows, columns, stagingOwner = 'load', fence) =>
       rows.length === 0
         ? Promise.resolve({ inserted: 0, rejected: [] })
-        : insertViaStaging(POSTS_TABLE, runId, rows, columns, (r) => String(r.id), stagingOwner),
+        : insertViaStaging(POSTS_TABLE, runId, rows, columns, (r) => String(r.id), stagingOwner, fence),
+
+    async claimLane(fence, runId) {
+      const row: Row = {
+        lane: fence.lane,
+        token: fence.token,
+        run_id: runId,
+        workflow_id: fence.lane,
+        claimed_at: fence.claimedAt,
+      };
+      await insertIfAbsent(LOAD_FENCES_TABLE, `${runId}_fence`, [row], 'claimed_at', null);
+    },
 
     async insertDeadLetters(runId, rows) {
       if (rows.length === 0) return 0;

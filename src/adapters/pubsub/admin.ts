@@ -8,6 +8,7 @@
  */
 import type { PubSub } from '@google-cloud/pubsub';
 import type { GcpConfig } from '../../config';
+import { laneFilter, laneSubscription, retiredSubscriptions } from '../../domain/lanes';
 
 /** gRPC ALREADY_EXISTS. */
 const ALREADY_EXISTS = 6;
@@ -30,10 +31,22 @@ export function deadLetterSubscriptionName(gcp: Pick<GcpConfig, 'deadLetterTopic
   return `${gcp.deadLetterTopic}-sub`;
 }
 
+/** What `ensurePubSubResources` found: the lane subscriptions, and retired ones still attached. */
+export interface PubSubReport {
+  subscriptions: string[];
+  retired: string[];
+}
+
+/**
+ * Creates what is missing: the topics, the dead-letter subscription, and one subscription per load
+ * lane (`domain/lanes.ts`; the unfiltered `PUBSUB_SUBSCRIPTION` with one lane). Never deletes: a
+ * subscription of a retired lane is reported (lane 0 drains it; `pruneRetiredLanes` removes it).
+ */
 export async function ensurePubSubResources(
   pubsub: PubSub,
   gcp: Pick<GcpConfig, 'topic' | 'subscription' | 'deadLetterTopic'>,
-): Promise<void> {
+  lanes = 1,
+): Promise<PubSubReport> {
   await ignoreExists(pubsub.createTopic(gcp.topic));
   await ignoreExists(pubsub.createTopic(gcp.deadLetterTopic));
   await ignoreExists(
@@ -42,14 +55,57 @@ export async function ensurePubSubResources(
       messageRetentionDuration: { seconds: MESSAGE_RETENTION_SECONDS },
     }),
   );
-  await ignoreExists(
-    pubsub.topic(gcp.topic).createSubscription(gcp.subscription, {
-      ackDeadlineSeconds: SUBSCRIPTION_ACK_DEADLINE_SECONDS,
-      messageRetentionDuration: { seconds: MESSAGE_RETENTION_SECONDS },
-      deadLetterPolicy: {
-        deadLetterTopic: pubsub.topic(gcp.deadLetterTopic).name,
-        maxDeliveryAttempts: MAX_DELIVERY_ATTEMPTS,
-      },
-    }),
-  );
+  const subscriptions: string[] = [];
+  for (let lane = 0; lane < lanes; lane++) {
+    const name = laneSubscription(gcp.subscription, lane, lanes);
+    const filter = laneFilter(lane, lanes);
+    await ignoreExists(
+      pubsub.topic(gcp.topic).createSubscription(name, {
+        ackDeadlineSeconds: SUBSCRIPTION_ACK_DEADLINE_SECONDS,
+        messageRetentionDuration: { seconds: MESSAGE_RETENTION_SECONDS },
+        deadLetterPolicy: {
+          deadLetterTopic: pubsub.topic(gcp.deadLetterTopic).name,
+          maxDeliveryAttempts: MAX_DELIVERY_ATTEMPTS,
+        },
+        ...(filter ? { filter } : {}),
+      }),
+    );
+    subscriptions.push(name);
+  }
+  return { subscriptions, retired: await retiredLaneSubscriptions(pubsub, gcp, lanes) };
+}
+
+/** Subscriptions of the topic in this family that no current lane reads (see `domain/lanes.ts`). */
+export async function retiredLaneSubscriptions(
+  pubsub: PubSub,
+  gcp: Pick<GcpConfig, 'topic' | 'subscription'>,
+  lanes: number,
+): Promise<string[]> {
+  const [subs] = await pubsub.topic(gcp.topic).getSubscriptions();
+  const names = subs.map((s) => s.name.slice(s.name.lastIndexOf('/') + 1));
+  return retiredSubscriptions(names, gcp.subscription, lanes);
+}
+
+/**
+ * Deletes the retired lane subscriptions that hold no message, and names the ones that still do
+ * (lane 0 is still draining them). Run it only once every stream worker publishes with the new
+ * LOAD_LANES: a message published to a retired subscription after the check would go with it.
+ */
+export async function pruneRetiredLanes(
+  pubsub: PubSub,
+  gcp: Pick<GcpConfig, 'topic' | 'subscription'>,
+  lanes: number,
+  isEmpty: (subscription: string) => Promise<boolean>,
+): Promise<{ deleted: string[]; notEmpty: string[] }> {
+  const deleted: string[] = [];
+  const notEmpty: string[] = [];
+  for (const name of await retiredLaneSubscriptions(pubsub, gcp, lanes)) {
+    if (!(await isEmpty(name))) {
+      notEmpty.push(name);
+      continue;
+    }
+    await pubsub.subscription(name).delete();
+    deleted.push(name);
+  }
+  return { deleted, notEmpty };
 }

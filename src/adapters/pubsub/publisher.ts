@@ -21,6 +21,7 @@ import {
   type Post,
   type PostAttributes,
 } from '../../domain/post';
+import { laneOf } from '../../domain/lanes';
 import type { Logger } from '../../observability/logger';
 
 export interface PublisherOptions {
@@ -38,6 +39,8 @@ export interface PublisherOptions {
   /** Retry back-off for failed publishes. Default 1 s doubling to 30 s. */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** LOAD_LANES: the `lane` attribute of every post is its id's lane among these. @default 1 */
+  lanes?: number;
   /** Injected for tests that simulate a failing Pub/Sub. */
   publishFn?: (data: Buffer, attributes: Record<string, string>) => Promise<string>;
 }
@@ -45,6 +48,7 @@ export interface PublisherOptions {
 /** The topic and the batching/back-pressure settings of `PUBSUB_TOPIC` and `PUBLISH_*`. */
 export function publisherSettings(config: {
   gcp: { topic: string };
+  load: { lanes: number };
   publish: {
     maxMessages: number;
     maxBytes: number;
@@ -54,7 +58,13 @@ export function publisherSettings(config: {
   };
 }): Pick<
   PublisherOptions,
-  'topic' | 'maxMessages' | 'maxBytes' | 'maxDelayMs' | 'maxOutstandingMessages' | 'maxOutstandingBytes'
+  | 'topic'
+  | 'maxMessages'
+  | 'maxBytes'
+  | 'maxDelayMs'
+  | 'maxOutstandingMessages'
+  | 'maxOutstandingBytes'
+  | 'lanes'
 > {
   const p = config.publish;
   return {
@@ -64,6 +74,7 @@ export function publisherSettings(config: {
     maxDelayMs: p.maxDelayMs,
     maxOutstandingMessages: p.maxOutstandingMessages,
     maxOutstandingBytes: p.maxOutstandingBytes,
+    lanes: config.load.lanes,
   };
 }
 
@@ -73,13 +84,17 @@ export interface EncodedMessage {
   attributes: PostAttributes;
 }
 
-/** A post on the wire: its JSON, with its id, its rule tags (deduplicated) and the schema version. */
-export function encodePost(post: Post): EncodedMessage {
+/**
+ * A post on the wire: its JSON, with its id, its load lane (see `domain/lanes.ts`), its rule tags
+ * (deduplicated) and the schema version.
+ */
+export function encodePost(post: Post, lanes = 1): EncodedMessage {
   const tags = post.matching_rules.map((r) => r.tag).filter((t): t is string => !!t);
   return {
     data: Buffer.from(JSON.stringify(post)),
     attributes: {
       post_id: post.id,
+      lane: String(laneOf(post.id, lanes)),
       rule_tags: [...new Set(tags)].join(','),
       schema_version: String(POST_SCHEMA_VERSION),
       malformed: 'false',
@@ -89,13 +104,14 @@ export function encodePost(post: Post): EncodedMessage {
 
 /**
  * A malformed line on the wire, with `malformed=true` and the reason (at most 1,024 characters) in
- * `error`. It has no trustworthy post id: the attribute stays empty.
+ * `error`. It has no trustworthy post id: the attribute stays empty, and it goes to lane 0.
  */
 export function encodeMalformed(msg: MalformedMessage): EncodedMessage {
   return {
     data: Buffer.from(JSON.stringify(msg)),
     attributes: {
       post_id: '',
+      lane: '0',
       rule_tags: '',
       schema_version: String(POST_SCHEMA_VERSION),
       malformed: 'true',
@@ -175,7 +191,7 @@ export class PostPublisher {
 
   /** `publish` of a post; `onAcked` gets its `received_at` as context. */
   publishPost(post: Post): Promise<void> {
-    const { data, attributes } = encodePost(post);
+    const { data, attributes } = encodePost(post, this.opts.lanes);
     return this.publish(data, attributes, post.received_at);
   }
 

@@ -7,6 +7,7 @@ import { credentials } from '@grpc/grpc-js';
 import { v1 } from '@google-cloud/pubsub';
 import type { GcpConfig } from '../../config';
 import type { Logger } from '../../observability/logger';
+import { laneOfMessage } from '../../domain/lanes';
 import { GRPC, classifyPubSubError } from './errors';
 
 export interface PulledMessage {
@@ -17,6 +18,8 @@ export interface PulledMessage {
   data: Buffer;
   attributes: Record<string, string>;
   deliveryAttempt: number | null;
+  /** The subscription it was pulled from (unset: the subscriber's own). */
+  subscription?: string;
 }
 
 export interface PullOptions {
@@ -51,12 +54,25 @@ function toIso(ts: { seconds?: unknown; nanos?: number | null } | null | undefin
 
 export interface BatchSubscriberDeps {
   gcp: Pick<GcpConfig, 'projectId' | 'subscription' | 'pubsubEmulatorHost'>;
+  /** The subscription this subscriber reads (a load lane's). @default gcp.subscription */
+  subscription?: string;
   /**
    * The dead-letter topic's subscription. Pub/Sub forwards a message there after
    * `MAX_DELIVERY_ATTEMPTS` failed deliveries (e.g. BigQuery down for a long time); every batch that
    * has room tops up from it, so a forwarded post still lands in `posts` (or `posts_dead_letter`).
    */
   deadLetterSubscription?: string;
+  /**
+   * Further subscriptions every batch tops up from, asked before each pull (lane 0: the retired lane
+   * subscriptions it drains after a change of LOAD_LANES; see `domain/lanes.ts`).
+   */
+  extraSubscriptions?: () => Promise<string[]>;
+  /**
+   * The load lane this subscriber reads for. Messages of its own subscription whose `lane`
+   * attribute names another lane are acknowledged unread and not returned: the Pub/Sub emulator
+   * ignores subscription filters, and that is what a real filter does with them (`domain/lanes.ts`).
+   */
+  lane?: { lane: number; lanes: number };
   logger: Logger;
   /** Injected for tests; defaults to a client for the emulator or real Pub/Sub. */
   client?: v1.SubscriberClient;
@@ -77,17 +93,24 @@ export function createBatchSubscriber({
   gcp,
   logger,
   client,
+  subscription = gcp.subscription,
   deadLetterSubscription,
+  extraSubscriptions,
+  lane,
 }: BatchSubscriberDeps): BatchSubscriber {
   const sub = client ?? new v1.SubscriberClient(subscriberClientOptions(gcp.pubsubEmulatorHost));
-  const path = (name: string) => `projects/${gcp.projectId}/subscriptions/${name}`;
-  const main = { name: gcp.subscription, path: path(gcp.subscription) };
-  const dead = deadLetterSubscription
-    ? { name: deadLetterSubscription, path: path(deadLetterSubscription) }
-    : undefined;
-  type Source = typeof main;
-  /** Ack ids that belong to the dead-letter subscription (ack ids are per subscription). */
-  const fromDead = new Set<string>();
+  interface Source {
+    name: string;
+    path: string;
+  }
+  const source = (name: string): Source => ({
+    name,
+    path: `projects/${gcp.projectId}/subscriptions/${name}`,
+  });
+  const main = source(subscription);
+  const dead = deadLetterSubscription ? source(deadLetterSubscription) : undefined;
+  /** The subscription of every ack id pulled from anywhere but `main` (ack ids are per subscription). */
+  const owner = new Map<string, Source>();
   const chunks = <T>(xs: T[], n: number) =>
     Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n));
   /** Runs `op` on `ackIds` in request-sized parts, per subscription that owns them. */
@@ -96,10 +119,13 @@ export function createBatchSubscriber({
     operation: string,
     op: (src: Source, part: string[]) => Promise<unknown>,
   ): Promise<void> => {
-    const deadIds = dead && fromDead.size > 0 ? ackIds.filter((id) => fromDead.has(id)) : [];
-    const mainIds = deadIds.length > 0 ? ackIds.filter((id) => !fromDead.has(id)) : ackIds;
-    const owned: [Source, string[]][] = [[main, mainIds]];
-    if (dead) owned.push([dead, deadIds]);
+    const owned = new Map<Source, string[]>([[main, []]]);
+    for (const id of ackIds) {
+      const src = owner.get(id) ?? main;
+      const list = owned.get(src);
+      if (list) list.push(id);
+      else owned.set(src, [id]);
+    }
     for (const [src, ids] of owned) {
       for (const part of chunks(ids, MAX_ACK_IDS)) {
         try {
@@ -111,13 +137,14 @@ export function createBatchSubscriber({
     }
   };
   const forget = (ackIds: string[]) => {
-    if (fromDead.size > 0) for (const id of ackIds) fromDead.delete(id);
+    if (owner.size > 0) for (const id of ackIds) owner.delete(id);
   };
 
   const self: BatchSubscriber = {
     async pull({ maxMessages, waitMs = 5000, drainWaitMs = 1000, ackDeadlineSeconds = 60 }) {
       const out: PulledMessage[] = [];
       const seen = new Set<string>();
+      let otherLanes = 0;
       /** Pulls from one subscription into `out` until it is empty or `out` is full. */
       const pullFrom = async (src: Source, firstWaitMs: number): Promise<void> => {
         let first = true;
@@ -135,7 +162,7 @@ export function createBatchSubscriber({
             throw classifyPubSubError(err, src.name, 'pull');
           }
           first = false;
-          const batch = (received ?? []).flatMap((r): PulledMessage[] => {
+          let batch = (received ?? []).flatMap((r): PulledMessage[] => {
             const m = r.message;
             if (!r.ackId || !m?.messageId) return [];
             return [
@@ -146,11 +173,21 @@ export function createBatchSubscriber({
                 data: Buffer.from(m.data ?? new Uint8Array()),
                 attributes: { ...(m.attributes ?? {}) },
                 deliveryAttempt: r.deliveryAttempt ?? null,
+                subscription: src.name,
               },
             ];
           });
           if (batch.length === 0) break;
-          if (src === dead) for (const m of batch) fromDead.add(m.ackId);
+          if (src !== main) for (const m of batch) owner.set(m.ackId, src);
+          else if (lane && lane.lanes > 1) {
+            const foreign = batch.filter((m) => laneOfMessage(m.attributes) !== lane.lane);
+            if (foreign.length > 0) {
+              await self.acknowledge(foreign.map((m) => m.ackId));
+              otherLanes += foreign.length;
+              batch = batch.filter((m) => laneOfMessage(m.attributes) === lane.lane);
+              if (batch.length === 0) continue;
+            }
+          }
           if (ackDeadlineSeconds)
             await self.modifyAckDeadline(
               batch.map((m) => m.ackId),
@@ -162,18 +199,26 @@ export function createBatchSubscriber({
           }
         }
       };
-      // The dead-letter subscription is asked first and briefly (it is normally empty), so a
+      // The side subscriptions are asked first and briefly (they are normally empty), so a
       // forwarded message never waits behind a steady stream on the main subscription.
-      if (dead) await pullFrom(dead, drainWaitMs);
-      const forwarded = out.length;
-      await pullFrom(main, forwarded > 0 ? drainWaitMs : waitMs);
-      if (dead && forwarded > 0) {
-        logger.warn(
-          { subscription: dead.name, messages: forwarded },
-          'loading messages Pub/Sub forwarded to the dead-letter subscription',
-        );
+      const sides = [
+        ...(dead ? [dead] : []),
+        ...(extraSubscriptions ? (await extraSubscriptions()).map(source) : []),
+      ];
+      for (const side of sides) {
+        const before = out.length;
+        await pullFrom(side, drainWaitMs);
+        if (out.length > before) {
+          logger.warn(
+            { subscription: side.name, messages: out.length - before },
+            side === dead
+              ? 'loading messages Pub/Sub forwarded to the dead-letter subscription'
+              : 'draining a retired lane subscription',
+          );
+        }
       }
-      logger.debug({ subscription: gcp.subscription, pulled: out.length }, 'pulled batch');
+      await pullFrom(main, out.length > 0 ? drainWaitMs : waitMs);
+      logger.debug({ subscription: main.name, pulled: out.length, otherLanes }, 'pulled batch');
       return out;
     },
 

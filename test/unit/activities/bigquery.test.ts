@@ -58,6 +58,9 @@ function fakes(messages: PulledMessage[], failOn?: 'posts' | 'deadLetters' | 'lo
     ensureTables: async () => ({}) as never,
     postsColumns: async () => POSTS_TABLE.columns,
     addPostsColumns: async () => [],
+    async claimLane() {
+      log.push('claim');
+    },
     async insertPosts(_runId, rows) {
       log.push('posts');
       fail('posts');

@@ -10,6 +10,7 @@ import {
   encodePost,
   type PublisherOptions,
 } from '../../../../src/adapters/pubsub/publisher';
+import { laneOf } from '../../../../src/domain/lanes';
 import { POST_SCHEMA_VERSION, type Post, type PostAttributes } from '../../../../src/domain/post';
 import { createLogger } from '../../../../src/observability/logger';
 
@@ -18,7 +19,7 @@ const logger = createLogger({ level: 'silent' });
 type PublishFn = NonNullable<PublisherOptions['publishFn']>;
 
 function attrs(id: string): PostAttributes {
-  return { post_id: id, rule_tags: 't', schema_version: '1', malformed: 'false' };
+  return { post_id: id, lane: '0', rule_tags: 't', schema_version: '1', malformed: 'false' };
 }
 
 function data(id: string): Buffer {
@@ -294,10 +295,19 @@ describe('wire format', () => {
     expect(JSON.parse(m.data.toString())).toEqual(post);
     expect(m.attributes).toEqual({
       post_id: '42',
+      lane: '0',
       rule_tags: 'space,tesla',
       schema_version: String(POST_SCHEMA_VERSION),
       malformed: 'false',
     });
+  });
+
+  test("with several load lanes the lane attribute is the id's lane", () => {
+    expect(encodePost(post, 4).attributes.lane).toBe(String(laneOf('42', 4)));
+    const lanes = new Set(
+      Array.from({ length: 200 }, (_, i) => encodePost({ ...post, id: String(1e18 + i * 7919) } as Post, 4)),
+    );
+    expect(new Set([...lanes].map((m) => m.attributes.lane))).toEqual(new Set(['0', '1', '2', '3']));
   });
 
   test('a malformed line has no post id and carries the reason, cut to 1,024 characters', () => {
@@ -311,6 +321,7 @@ describe('wire format', () => {
     expect(JSON.parse(m.data.toString())).toEqual(msg);
     expect(m.attributes).toEqual({
       post_id: '',
+      lane: '0',
       rule_tags: '',
       schema_version: String(POST_SCHEMA_VERSION),
       malformed: 'true',
