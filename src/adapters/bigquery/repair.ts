@@ -95,7 +95,13 @@ export interface RepairPlan {
 }
 
 export const DEFAULT_REPAIR_MAX_IDS = 5000;
-const ISO_DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Is `s` a real calendar day written YYYY-MM-DD? */
+export function isIsoDate(s: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return false;
+  const t = Date.parse(`${s}T00:00:00Z`);
+  return Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === s;
+}
 
 /** Orders copies of one id: the earliest ingested_at first (NULL last), then the smallest load_run_id. */
 export function compareCopies(a: PostCopy, b: PostCopy): number {
@@ -238,7 +244,7 @@ export async function repairDuplicates(
 ): Promise<RepairReport> {
   const { repairId, since, dryRun = false } = opts;
   const maxIds = opts.maxIds ?? DEFAULT_REPAIR_MAX_IDS;
-  if (since !== undefined && !ISO_DATE_RE.test(since))
+  if (since !== undefined && !isIsoDate(since))
     throw new Error(`repairDuplicates: since must be YYYY-MM-DD, got ${since}`);
   if (!Number.isSafeInteger(maxIds) || maxIds < 1)
     throw new Error(`repairDuplicates: maxIds must be a positive integer, got ${maxIds}`);
@@ -361,7 +367,7 @@ export async function repairDuplicates(
       { ids: ['STRING'], keys: ['STRING'] },
     );
     report.rowsRemoved = plan.removed.length;
-    logger?.info(
+    logger?.debug(
       {
         repairId,
         duplicateIds: report.duplicateIds,

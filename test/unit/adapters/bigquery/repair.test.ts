@@ -1,6 +1,7 @@
 /** The repair's pure parts: which copy is kept, what cannot be removed, the SQL and the job ids. */
 import {
   compareCopies,
+  isIsoDate,
   planRepair,
   repairJobBase,
   repairRows,
@@ -8,6 +9,7 @@ import {
   rowKey,
   type PostCopy,
 } from '../../../../src/adapters/bigquery/repair';
+import { parseRepairArgs } from '../../../../src/workers/repair-duplicates';
 
 const copy = (id: string, run: string | null, ingested: string | null, message = `m_${run}`): PostCopy => ({
   id,
@@ -138,4 +140,40 @@ test('job ids: deterministic per repair id and plan, safe characters only', () =
   expect(base).toMatch(/^repair_wf_run-1_3_[0-9a-f]{16}$/);
   expect(repairJobBase('wf:run-1:3', plan)).toBe(base);
   expect(repairJobBase('wf:run-1:3', other)).not.toBe(base);
+});
+
+test('isIsoDate accepts real calendar days only', () => {
+  expect(isIsoDate('2026-02-28')).toBe(true);
+  expect(isIsoDate('2024-02-29')).toBe(true);
+  expect(isIsoDate('2026-02-30')).toBe(false);
+  expect(isIsoDate('2026-13-01')).toBe(false);
+  expect(isIsoDate("2026-01-01' OR TRUE --")).toBe(false);
+});
+
+describe('npm run repair:duplicates arguments', () => {
+  const now = new Date('2026-03-01T10:20:30.456Z');
+  test('defaults: the uniqueness window, a manual repair id from the time', () => {
+    expect(parseRepairArgs([], now)).toEqual({
+      since: undefined,
+      all: false,
+      maxIds: undefined,
+      repairId: 'manual-20260301T102030456Z',
+      dryRun: false,
+    });
+  });
+  test('every flag', () => {
+    expect(
+      parseRepairArgs(
+        ['--since', '2026-02-01', '--max-ids', '100', '--repair-id', 'ops-7', '--dry-run'],
+        now,
+      ),
+    ).toEqual({ since: '2026-02-01', all: false, maxIds: 100, repairId: 'ops-7', dryRun: true });
+    expect(parseRepairArgs(['--all'], now)).toMatchObject({ all: true, since: undefined });
+  });
+  test('bad values name the flag', () => {
+    expect(() => parseRepairArgs(['--since', '2026-02-30'])).toThrow(/--since/);
+    expect(() => parseRepairArgs(['--max-ids', '0'])).toThrow(/--max-ids/);
+    expect(() => parseRepairArgs(['--all', '--since', '2026-02-01'])).toThrow(/exclude/);
+    expect(() => parseRepairArgs(['--bogus'])).toThrow();
+  });
 });
