@@ -378,6 +378,15 @@ export async function repairDuplicates(
     );
     return report;
   } catch (err) {
+    // BigQuery refuses a DELETE that meets a concurrent mutation of the same partitions with a 400
+    // ("Could not serialize access … due to concurrent update"); the next attempt re-plans and succeeds.
+    if (isConcurrentUpdate(err)) throw err instanceof Error ? err : new Error(String(err));
     throw classifyBigQueryError(err, { operation: `repair: ${step}`, table });
   }
+}
+
+/** The DML conflict BigQuery reports when two mutating statements touch the same table at once. */
+export function isConcurrentUpdate(err: unknown): boolean {
+  const message = (err as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' && /could not serialize access|concurrent update/i.test(message);
 }

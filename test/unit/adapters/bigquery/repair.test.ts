@@ -1,6 +1,7 @@
 /** The repair's pure parts: which copy is kept, what cannot be removed, the SQL and the job ids. */
 import {
   compareCopies,
+  isConcurrentUpdate,
   isIsoDate,
   planRepair,
   repairJobBase,
@@ -176,4 +177,14 @@ describe('npm run repair:duplicates arguments', () => {
     expect(() => parseRepairArgs(['--all', '--since', '2026-02-01'])).toThrow(/exclude/);
     expect(() => parseRepairArgs(['--bogus'])).toThrow();
   });
+});
+
+test('a concurrent-update conflict is recognised (retried, not classified as an invalid query)', () => {
+  const err = Object.assign(
+    new Error('Could not serialize access to table p:d.posts due to concurrent update'),
+    { code: 400 },
+  );
+  expect(isConcurrentUpdate(err)).toBe(true);
+  expect(isConcurrentUpdate(new Error('Syntax error'))).toBe(false);
+  expect(isConcurrentUpdate(undefined)).toBe(false);
 });
