@@ -6,6 +6,7 @@
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { PubSub } from '@google-cloud/pubsub';
+import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createLoadActivities } from '../../../src/activities/bigquery';
@@ -167,5 +168,74 @@ test('a crash between write and ack is retried by Temporal: every post once, eve
     expect(result.rowsLoaded).toBe(acked.reduce((n, r) => n + r.rows_loaded, 0));
     expect(result.rowsLoaded + result.duplicatesSkipped).toBe(N + 1);
     expect(result.batches).toBe(acked.length);
+  });
+});
+
+test('a load workflow terminated mid-batch and started again loads every post once; the old attempt stops', async () => {
+  const ids = Array.from({ length: N }, (_, i) => String(7001 + i));
+  let zombieRun: string | undefined;
+  let stopped!: (how: string) => void;
+  const zombieStopped = new Promise<string>((r) => (stopped = r));
+  const activities = createLoadActivities({
+    subscriber,
+    sink: createBigQueryLoadSink({ bq, gcp: config.gcp, logger }),
+    logger,
+    // The first batch stalls before its insert until Temporal cancels it (its workflow is gone).
+    beforeInsert: async (runId) => {
+      if (zombieRun) return;
+      zombieRun = runId;
+      const signal = Context.current().cancellationSignal;
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      stopped(String(signal.reason));
+    },
+  });
+  const taskQueue = uniqueName('load_term');
+  const worker = await Worker.create({
+    connection: native,
+    namespace: config.temporal.namespace,
+    taskQueue,
+    workflowsPath: require.resolve('../../../src/workflows/load'),
+    activities,
+  });
+  await publishAll(
+    pubsub,
+    config.gcp.topic,
+    ids.map((id) => postMessage(makePost(id))),
+  );
+  const args = [{ intervalMs: 500, batchSize: 100, backlogThreshold: 100, ackDeadlineSeconds: 10 }] as const;
+  await worker.runUntil(async () => {
+    const first = await client.workflow.start(loadWorkflow, {
+      taskQueue,
+      workflowId: taskQueue,
+      args: [...args],
+    });
+    await eventually(
+      async () => zombieRun,
+      (r) => r !== undefined,
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    await first.terminate('operator restarted the load child');
+    const second = await client.workflow.start(loadWorkflow, {
+      taskQueue,
+      workflowId: taskQueue,
+      args: [...args],
+    });
+    // The terminated run's attempt learns it is cancelled at its next heartbeat, and stops before it writes.
+    expect(await zombieStopped).toMatch(/cancel|not.?found/i);
+    const posts = await eventually(
+      () =>
+        query<{ n: number; d: number; z: number }>(
+          `SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS d, COUNTIF(load_run_id = '${zombieRun}') AS z ` +
+            `FROM DS.posts WHERE id IN (${ids.map((id) => `'${id}'`).join(',')})`,
+        ),
+      ([r]) => r!.d === N,
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    expect(posts).toEqual([{ n: N, d: N, z: 0 }]);
+    await second.signal(loadStopSignal);
+    await second.result();
   });
 });
