@@ -1,12 +1,22 @@
 /**
  * The whole local pipeline as a test rig, shared by `npm run bench`, `npm run chaos` and the e2e chaos
  * test: the stack (already up), an in-process X stand-in (its ledger is the truth), the stream and
- * batch workers as child processes (like `npm run demo`; they can be SIGKILLed and restarted), a
- * Temporal client, /proc sampling of the workers and emulators, and the BigQuery checks (ledger vs
+ * batch workers as child processes (like `npm run demo`; they can be SIGKILLed and restarted), under
+ * `tsx` or, with `production` / `BENCH_BUILD=1`, from the `npm run build` output (built first when
+ * missing or older than the sources; see {@link ensureProductionBuild}), a Temporal client, /proc sampling of the workers and emulators, and the BigQuery checks (ledger vs
  * `posts` + `posts_dead_letter`, latency histogram).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import { connectClient } from '../../src/adapters/temporal/connection';
@@ -107,7 +117,48 @@ export function startSampler(pids: () => Record<string, number | undefined>, eve
   };
 }
 
+/** Where `npm run build` puts the workflow bundle and the compiled workers (scripts/build-workflow-bundle.ts). */
+export const DIST_BUNDLE = join(ROOT, 'dist/workflow-bundle.js');
+export const distWorker = (kind: WorkerKind) => join(ROOT, `dist/src/workers/${kind}-worker.js`);
+
+/** Newest modification time (ms) of the build's inputs: src/, scripts/, dev/ (.ts), the tsconfigs, package files. */
+function newestSourceMtime(): number {
+  let newest = 0;
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) walk(path);
+      else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  };
+  for (const d of ['src', 'scripts', 'dev']) if (existsSync(join(ROOT, d))) walk(join(ROOT, d));
+  for (const f of ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json'])
+    if (existsSync(join(ROOT, f))) newest = Math.max(newest, statSync(join(ROOT, f)).mtimeMs);
+  return newest;
+}
+
+/**
+ * Runs `npm run build` unless its output (the workflow bundle, written last, and both workers) is
+ * newer than every source. Note that it builds the working tree as it is, uncommitted edits included.
+ */
+export function ensureProductionBuild(log: (line: string) => void = () => undefined): { built: boolean } {
+  const outputs = [DIST_BUNDLE, distWorker('stream'), distWorker('batch')];
+  const oldest = Math.min(...outputs.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
+  if (oldest > newestSourceMtime()) return { built: false };
+  log('npm run build (dist/ missing or older than the sources)');
+  const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
+  if (r.status !== 0)
+    throw new Error(`npm run build failed (${r.status}): ${`${r.stdout}\n${r.stderr}`.slice(-2000)}`);
+  return { built: true };
+}
+
 export interface PipelineOptions {
+  /**
+   * Run the workers from the production build (`node dist/src/workers/<kind>-worker.js`, the
+   * prebuilt workflow bundle, NODE_ENV=production), building first when needed; otherwise under
+   * `tsx`. @default process.env.BENCH_BUILD === '1'
+   */
+  production?: boolean;
   /** Resource names (dataset, topic, subscription) are derived from it. */
   tag: string;
   standin?: StandinOptions;
@@ -121,6 +172,8 @@ export interface PipelineOptions {
 }
 
 export interface Pipeline {
+  /** Whether the workers run from the production build (see {@link PipelineOptions.production}). */
+  production: boolean;
   standin: XStandin;
   client: Client;
   config: AppConfig;
@@ -164,20 +217,28 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   };
   const config = loadConfig({ ...env });
   await provision(config, createLogger({ level: 'warn', format: 'json' }));
-  const workerEnvBase: NodeJS.ProcessEnv = { ...env, ...opts.workerEnv };
+  const production = opts.production ?? process.env.BENCH_BUILD === '1';
+  if (production) ensureProductionBuild(log);
+  const workerEnvBase: NodeJS.ProcessEnv = {
+    ...env,
+    ...(production ? { NODE_ENV: 'production' } : {}),
+    ...opts.workerEnv,
+  };
   const client = await connectClient(config.temporal);
   const bq = createBigQueryClient(config.gcp);
   const workers: Record<WorkerKind, ChildProcess | undefined> = { stream: undefined, batch: undefined };
 
   const startWorker = (kind: WorkerKind): ChildProcess => {
     installExitReaper();
-    const script = join(ROOT, `src/workers/${kind}-worker.ts`);
+    const args = production
+      ? [distWorker(kind)]
+      : ['--import', 'tsx', join(ROOT, `src/workers/${kind}-worker.ts`)];
     let logFd: number | undefined;
     if (opts.workerLogDir) {
       mkdirSync(opts.workerLogDir, { recursive: true });
       logFd = openSync(join(opts.workerLogDir, `${kind}-worker.log`), 'a');
     }
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    const child = spawn(process.execPath, args, {
       cwd: ROOT,
       env: workerEnvBase,
       stdio: ['ignore', logFd ?? 'ignore', 'pipe'],
@@ -220,6 +281,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     }\``;
 
   return {
+    production,
     standin,
     client,
     config,
