@@ -266,7 +266,13 @@ export function createLoadActivities(deps: LoadActivityDeps) {
         }
         return toPostRow(
           c.post,
-          { messageId: c.msg.messageId, publishTime: c.msg.publishTime, ingestedAt: now, loadRunId: runId },
+          {
+            messageId: c.msg.messageId,
+            publishTime: c.msg.publishTime,
+            ingestedAt: now,
+            loadRunId: runId,
+            attributes: c.msg.attributes,
+          },
           c.extraValues,
         );
       });

@@ -76,6 +76,8 @@ export interface GcpConfig {
     dqResults: string;
     loadFences: string;
     loadRepairs: string;
+    deadLetterReplays: string;
+    complianceActions: string;
   };
 }
 
@@ -223,6 +225,8 @@ export function loadConfig(
         dqResults: v.bigqueryDqResultsTable!,
         loadFences: v.bigqueryLoadFencesTable!,
         loadRepairs: v.bigqueryLoadRepairsTable!,
+        deadLetterReplays: v.bigqueryDeadLetterReplaysTable!,
+        complianceActions: v.bigqueryComplianceActionsTable!,
       },
     },
     x: {

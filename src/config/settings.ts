@@ -280,6 +280,22 @@ export const settings = {
     default: 'load_repairs',
     schema: parsers.bqName(),
   }),
+  bigqueryDeadLetterReplaysTable: s({
+    env: 'BIGQUERY_DEAD_LETTER_REPLAYS_TABLE',
+    group: 'Google Cloud',
+    form: 'a BigQuery table id',
+    description: 'What each dead-letter replay decided for each dead letter.',
+    default: 'dead_letter_replays',
+    schema: parsers.bqName(),
+  }),
+  bigqueryComplianceActionsTable: s({
+    env: 'BIGQUERY_COMPLIANCE_ACTIONS_TABLE',
+    group: 'Google Cloud',
+    form: 'a BigQuery table id',
+    description: 'Posts deleted or redacted for X compliance, one row each.',
+    default: 'compliance_actions',
+    schema: parsers.bqName(),
+  }),
   bigqueryDqResultsTable: s({
     env: 'BIGQUERY_DQ_RESULTS_TABLE',
     group: 'Google Cloud',

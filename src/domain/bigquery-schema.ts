@@ -30,7 +30,14 @@ export interface Column {
 /** A table as code: its columns, its time partitioning and its clustering. */
 export interface TableSpec {
   /** Logical name; the physical table id comes from the configuration. */
-  name: 'posts' | 'posts_dead_letter' | 'load_runs' | 'load_fences' | 'load_repairs';
+  name:
+    | 'posts'
+    | 'posts_dead_letter'
+    | 'load_runs'
+    | 'load_fences'
+    | 'load_repairs'
+    | 'dead_letter_replays'
+    | 'compliance_actions';
   description: string;
   columns: Column[];
   /** Day-partitioned on this TIMESTAMP column. */
@@ -95,6 +102,12 @@ export const POSTS_TABLE: TableSpec = {
       'How the post was read: NULL = the filtered stream, search = the gap fill (X search).',
     ),
     col('message_id', 'STRING', 'NULLABLE', 'Pub/Sub message id of the first delivery loaded.'),
+    col(
+      'attributes',
+      'STRING',
+      'NULLABLE',
+      'Pub/Sub message attributes of that delivery, as a JSON object (lane, rule_tags, source…).',
+    ),
     col('publish_time', 'TIMESTAMP', 'NULLABLE', 'Pub/Sub publish time.'),
     col('ingested_at', 'TIMESTAMP', 'NULLABLE', 'When the load batch wrote the row.'),
     col('load_run_id', 'STRING', 'NULLABLE', 'load_runs.run_id of the batch that inserted the row.'),
@@ -202,12 +215,57 @@ export const LOAD_REPAIRS_TABLE: TableSpec = {
   ],
 };
 
+/**
+ * `dead_letter_replays`: what each replay of `posts_dead_letter` decided for each dead letter. The
+ * dead-letter table itself is never changed or deleted from; this table is its replay journal.
+ */
+export const DEAD_LETTER_REPLAYS_TABLE: TableSpec = {
+  name: 'dead_letter_replays',
+  description:
+    'One row per dead letter per replay: loaded into posts, already there, or still failing (why).',
+  partitionField: 'replayed_at',
+  clustering: ['outcome'],
+  key: ['payload_hash', 'replay_id'],
+  columns: [
+    col('payload_hash', 'STRING', 'REQUIRED', 'posts_dead_letter.payload_hash of the row replayed.'),
+    col('message_id', 'STRING', 'NULLABLE', 'posts_dead_letter.message_id of the row replayed.'),
+    col('replay_id', 'STRING', 'REQUIRED', 'Id of the replay (its workflow id).'),
+    col('outcome', 'STRING', 'REQUIRED', 'replayed | already_loaded | still_failing'),
+    col('post_id', 'STRING', 'NULLABLE', 'The post id, when the payload has one.'),
+    col('error_stage', 'STRING', 'NULLABLE', 'still_failing: where it fails now.'),
+    col('error_message', 'STRING', 'NULLABLE', 'still_failing: why it fails now.'),
+    col('load_run_id', 'STRING', 'NULLABLE', 'replayed: the load_run_id its posts row carries.'),
+    col('replayed_at', 'TIMESTAMP', 'REQUIRED', 'When the replay decided.'),
+  ],
+};
+
+/** `compliance_actions`: every post deleted or redacted because X's compliance data said so. */
+export const COMPLIANCE_ACTIONS_TABLE: TableSpec = {
+  name: 'compliance_actions',
+  description: 'One row per post acted on for X compliance (deleted or redacted), with the job it came from.',
+  partitionField: 'applied_at',
+  clustering: ['action'],
+  key: ['job_id', 'post_id'],
+  columns: [
+    col('job_id', 'STRING', 'REQUIRED', 'X batch compliance job id.'),
+    col('post_id', 'STRING', 'REQUIRED', 'The post acted on.'),
+    col('action', 'STRING', 'REQUIRED', 'deleted | redacted'),
+    col('x_action', 'STRING', 'NULLABLE', "X's compliance action (e.g. delete, deactivate, suspend)."),
+    col('x_reason', 'STRING', 'NULLABLE', "X's reason, when given."),
+    col('x_created_at', 'TIMESTAMP', 'NULLABLE', 'When X recorded the event.'),
+    col('rows_affected', 'INT64', 'NULLABLE', 'posts rows deleted or redacted (0 when none were stored).'),
+    col('applied_at', 'TIMESTAMP', 'REQUIRED', 'When the pipeline applied it.'),
+  ],
+};
+
 export const TABLES = [
   POSTS_TABLE,
   DEAD_LETTER_TABLE,
   LOAD_RUNS_TABLE,
   LOAD_FENCES_TABLE,
   LOAD_REPAIRS_TABLE,
+  DEAD_LETTER_REPLAYS_TABLE,
+  COMPLIANCE_ACTIONS_TABLE,
 ] as const;
 
 // ---------------------------------------------------------------------------------------------------
@@ -226,6 +284,8 @@ export interface MessageMeta {
   /** ISO-8601 time of the load. */
   ingestedAt: string;
   loadRunId: string;
+  /** The delivery's Pub/Sub attributes (kept as a JSON object in `posts.attributes`). */
+  attributes?: Record<string, string>;
 }
 
 /** Where a message failed on its way to `posts`. */
@@ -483,6 +543,7 @@ export function toPostRow(post: Post, meta: MessageMeta, extraValues: Row = {}):
     raw: post.raw ?? null,
     source: post.source ?? null,
     message_id: meta.messageId,
+    attributes: meta.attributes ? JSON.stringify(meta.attributes) : null,
     publish_time: meta.publishTime,
     ingested_at: meta.ingestedAt,
     load_run_id: meta.loadRunId,

@@ -19,6 +19,8 @@ export interface ViewSources {
     dqResults: string;
     loadFences: string;
     loadRepairs: string;
+    deadLetterReplays: string;
+    complianceActions: string;
   };
 }
 

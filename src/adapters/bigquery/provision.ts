@@ -27,6 +27,8 @@ export function tableIds(gcp: BigQueryTarget): Record<TableSpec['name'], string>
     load_runs: gcp.tables.loadRuns,
     load_fences: gcp.tables.loadFences,
     load_repairs: gcp.tables.loadRepairs,
+    dead_letter_replays: gcp.tables.deadLetterReplays,
+    compliance_actions: gcp.tables.complianceActions,
   };
 }
 

@@ -29,6 +29,8 @@ describe('loadConfig', () => {
       dqResults: 'dq_results',
       loadFences: 'load_fences',
       loadRepairs: 'load_repairs',
+      deadLetterReplays: 'dead_letter_replays',
+      complianceActions: 'compliance_actions',
     });
   });
 
