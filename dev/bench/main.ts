@@ -9,10 +9,13 @@
  * and zero loss / zero duplicates (stand-in ledger vs distinct ids in `posts`). In the same run: the
  * seed's design (one publish + one single-row insert per post) on a sample, the bare bulk-publish
  * ceiling, and the load stage's own benchmark (`dev/bench/load.ts`: batch load, per-message insert
- * baseline, bare load-job ceiling) on a smaller backlog. First, before the stack starts: the stream
- * reader beside its peers (`dev/bench/reader-peers.ts`, no stack needed). Writes
- * artifacts/bench/<timestamp>.json and prints a markdown table. Not run in CI (minutes, and it
- * measures the machine).
+ * baseline, bare load-job ceiling) on a smaller backlog, and its load lanes (`runLaneBench`: 1, 2 and 4
+ * concurrent lanes against the bare load-job ceiling, exactly-once checked). The workers run from the
+ * production build (`npm run build` output, built first when stale; `BENCH_BUILD=0` runs them under
+ * tsx), and the report gives the batch worker's peak RSS at 5,700 posts/s against 512 MB. First,
+ * before the stack starts: the stream reader beside its peers (`dev/bench/reader-peers.ts`, no stack
+ * needed). Writes artifacts/bench/<timestamp>.json and prints a markdown table. Not run in CI
+ * (minutes, and it measures the machine).
  */
 import './private-stack';
 import { spawn } from 'node:child_process';
@@ -38,6 +41,7 @@ import {
   type ProcStats,
 } from './pipeline';
 import { markdown as readerPeersMarkdown, runReaderPeers } from './reader-peers';
+import { laneMarkdown, runLaneBench, type LaneBenchReport } from './load';
 
 const { values } = parseArgs({
   options: {
@@ -49,6 +53,7 @@ const { values } = parseArgs({
     'ceiling-messages': { type: 'string', default: process.env.BENCH_CEILING_MESSAGES ?? '20000' },
     'load-interval': { type: 'string', default: process.env.LOAD_INTERVAL_MS ?? '10000' },
     'skip-load-stage': { type: 'boolean', default: false },
+    'skip-lanes': { type: 'boolean', default: false },
     'keep-stack': { type: 'boolean', default: false },
   },
 });
@@ -58,6 +63,11 @@ const LOAD_INTERVAL_MS = Number(values['load-interval']);
 const PROGRESS_INTERVAL_MS = Number(process.env.PROGRESS_REPORT_INTERVAL_MS ?? 5000);
 const rates = values.rates.split(',').map((r) => r.trim());
 const say = (l: string) => process.stderr.write(`[bench] ${l}\n`);
+/** Workers from the production build unless BENCH_BUILD=0 (then under tsx, as in development). */
+const PRODUCTION = process.env.BENCH_BUILD !== '0';
+/** Issue #13: the batch worker's peak RSS at 5,700 posts/s offered, in the production build. */
+const RSS_TARGET_MB = 512;
+const RSS_RATE = 5700;
 
 interface StageResult {
   label: string;
@@ -282,6 +292,8 @@ function loadStage(env: NodeJS.ProcessEnv, messages: number): Promise<Record<str
         BENCH_MESSAGES: String(messages),
         BENCH_BATCH_SIZES: env.BENCH_BATCH_SIZES ?? '5000,10000',
         BENCH_BASELINE_SAMPLE: env.BENCH_LOAD_BASELINE_SAMPLE ?? '500',
+        // The lanes run in this process (runLaneBench), after it.
+        BENCH_LOAD_SECTIONS: 'batch',
       },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -334,7 +346,33 @@ function markdown(stages: StageResult[], extra: Record<string, unknown>): string
     lines.push(`- load stage baseline (insert per message): ${ls.baseline.rowsPerSecond.toFixed(1)} rows/s`);
     lines.push(`- bare bulk load ceiling (one load job): ${ls.ceiling.rowsPerSecond.toFixed(0)} rows/s`);
   }
+  const rss = extra.batchWorkerRss as ReturnType<typeof batchWorkerRss>;
+  if (rss)
+    lines.push(
+      `- batch worker peak RSS at ${rss.rate} posts/s (${rss.build}): ${rss.peakRssMiB} MiB = ` +
+        `${rss.peakRssMB.toFixed(0)} MB; target < ${RSS_TARGET_MB} MB: ${rss.met ? 'met' : 'missed'}`,
+    );
+  const lanes = extra.lanes as LaneBenchReport | undefined;
+  if (lanes) lines.push('', laneMarkdown(lanes));
   return lines.join('\n');
+}
+
+/** The batch worker's peak RSS in the stage at RSS_RATE (or the nearest offered rate), vs the target. */
+function batchWorkerRss(stages: StageResult[]) {
+  const s = [...stages].sort(
+    (a, b) => Math.abs(a.offeredPerSec - RSS_RATE) - Math.abs(b.offeredPerSec - RSS_RATE),
+  )[0];
+  const peak = s?.procs['batch worker']?.peakRssMiB;
+  if (peak === undefined) return undefined;
+  const peakRssMB = (peak * 1024 * 1024) / 1e6;
+  return {
+    rate: s.offeredPerSec,
+    build: PRODUCTION ? 'production build, node dist/' : 'tsx',
+    peakRssMiB: peak,
+    peakRssMB,
+    targetMB: RSS_TARGET_MB,
+    met: peakRssMB < RSS_TARGET_MB,
+  };
 }
 
 async function main(): Promise<void> {
@@ -347,6 +385,7 @@ async function main(): Promise<void> {
   const tag = `bench_${started.getTime().toString(36)}`;
   const p = await startPipeline({
     tag,
+    production: PRODUCTION,
     workerEnv: {
       LOAD_INTERVAL_MS: String(LOAD_INTERVAL_MS),
       PROGRESS_REPORT_INTERVAL_MS: String(PROGRESS_INTERVAL_MS),
@@ -385,7 +424,24 @@ async function main(): Promise<void> {
       say(`load stage (dev/bench/load.ts) on ${values['ceiling-messages']} messages`);
       loadStageReport = await loadStage(process.env, Number(values['ceiling-messages']));
     }
-    const extra = { baseline: base, publishCeiling: pubCeil, loadStage: loadStageReport, readerPeers };
+    let lanes: LaneBenchReport | undefined;
+    if (!values['skip-lanes']) {
+      await recycleBigQueryIfBloated(say);
+      await stackUp({ log: say });
+      say('load lanes (dev/bench/load.ts runLaneBench): 1, 2 and 4 lanes against the bare load-job ceiling');
+      lanes = await runLaneBench({ log: say }).catch((err: Error) => {
+        say(`load lanes failed: ${err.message}`);
+        return undefined;
+      });
+    }
+    const extra = {
+      baseline: base,
+      publishCeiling: pubCeil,
+      loadStage: loadStageReport,
+      lanes,
+      batchWorkerRss: batchWorkerRss(stages),
+      readerPeers,
+    };
     const report = {
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
@@ -396,6 +452,7 @@ async function main(): Promise<void> {
         progressReportIntervalMs: PROGRESS_INTERVAL_MS,
         drainTimeoutS: DRAIN_S,
         rates,
+        workers: PRODUCTION ? 'production build (node dist/src/workers/*.js)' : 'tsx',
       },
       stages,
       ...extra,
@@ -407,7 +464,9 @@ async function main(): Promise<void> {
     process.stdout.write(
       `${markdown(stages, extra)}\n\n${readerPeersMarkdown(readerPeers)}\n\nJSON: ${file}\n`,
     );
-    const bad = stages.some((s) => s.drained && (s.check.lost > 0 || s.check.duplicates > 0));
+    const bad =
+      stages.some((s) => s.drained && (s.check.lost > 0 || s.check.duplicates > 0)) ||
+      (lanes?.runs.some((r) => !r.check.exactlyOnce) ?? false);
     process.exitCode = bad ? 1 : 0;
   } finally {
     await p.close().catch(() => undefined);
