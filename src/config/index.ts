@@ -108,6 +108,13 @@ export interface PublishConfig {
   progressReportIntervalMs: number;
 }
 
+export interface ComplianceConfig {
+  enabled: boolean;
+  intervalMs: number;
+  mode: 'delete' | 'redact';
+  maxIdsPerJob: number;
+}
+
 export interface AppConfig {
   logLevel: string;
   logFormat: 'auto' | 'json' | 'pretty';
@@ -124,6 +131,8 @@ export interface AppConfig {
   };
   /** `checks`: overrides of the quality checks' defaults (`DQ_CHECKS`). */
   dq: { intervalMs: number; webhookUrl?: string; checks: QualityChecksOverrides };
+  /** The compliance child (README, Compliance). */
+  compliance: ComplianceConfig;
   ports: {
     healthHost: string;
     streamWorkerHealth: number;
@@ -267,6 +276,12 @@ export function loadConfig(
       lanes: v.loadLanes!,
     },
     dq: { intervalMs: v.dqIntervalMs!, webhookUrl: v.dqWebhookUrl, checks: v.dqChecks! },
+    compliance: {
+      enabled: v.complianceEnabled!,
+      intervalMs: v.complianceIntervalMs!,
+      mode: v.complianceMode!,
+      maxIdsPerJob: v.complianceMaxIdsPerJob!,
+    },
     ports: {
       healthHost: v.healthHost!,
       streamWorkerHealth: v.streamWorkerHealthPort!,

@@ -582,6 +582,43 @@ export const settings = {
     schema: parsers.url(),
   }),
 
+  // --- compliance ---
+  complianceEnabled: s({
+    env: 'COMPLIANCE_ENABLED',
+    group: 'Compliance',
+    form: 'true or false',
+    description:
+      "Run the compliance child: X batch compliance jobs for the posts ingested since its last run, and the deletions (or redactions) X's answer asks for (README, Compliance).",
+    default: 'true',
+    schema: parsers.boolean(),
+  }),
+  complianceIntervalMs: s({
+    env: 'COMPLIANCE_INTERVAL_MS',
+    group: 'Compliance',
+    form: 'a positive integer (milliseconds)',
+    description: 'How often the compliance child checks the posts ingested since its last run with X.',
+    default: '86400000',
+    schema: parsers.positiveInt(),
+  }),
+  complianceMode: s({
+    env: 'COMPLIANCE_MODE',
+    group: 'Compliance',
+    form: 'one of delete, redact',
+    description:
+      '`delete`: remove the posts X reports from `posts`; `redact`: keep the rows but set text, raw and the author columns to NULL.',
+    default: 'delete',
+    schema: parsers.enumOf(['delete', 'redact']),
+  }),
+  complianceMaxIdsPerJob: s({
+    env: 'COMPLIANCE_MAX_IDS_PER_JOB',
+    group: 'Compliance',
+    form: 'an integer 1-100000',
+    description:
+      'Post ids uploaded per X compliance job; more ids since the last run are split over several jobs, run one after another (X allows one running job per type).',
+    default: '100000',
+    schema: z.coerce.number().int().min(1).max(100_000),
+  }),
+
   // --- ports ---
   streamWorkerHealthPort: s({
     env: 'STREAM_WORKER_HEALTH_PORT',
