@@ -4,6 +4,7 @@
  * composition root.
  */
 import { ApplicationFailure, Context, activityInfo } from '@temporalio/activity';
+import { missingLaneSubscriptions } from '../adapters/pubsub/admin';
 import type { PubSub } from '@google-cloud/pubsub';
 import type { AppConfig } from '../config';
 import { classifyXError } from '../adapters/x/errors';
@@ -18,10 +19,12 @@ import type { PostAttributes } from '../domain/post';
 import {
   emptyProgress,
   type MinuteCount,
+  type PipelineStatus,
   type ProgressReport,
   type StreamProgress,
 } from '../domain/pipeline-status';
 import type { ActiveRule, StreamRule } from '../domain/rules';
+import { statusQuery } from '../workflows/messages';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 
@@ -111,6 +114,11 @@ export interface StreamActivityDeps {
   publishFn?: (data: Buffer, attributes: Record<string, string>) => Promise<string>;
   /** Size of the recent-id window used to suppress exact duplicate deliveries. */
   dedupWindow?: number;
+  /**
+   * Reads the supervisor's status after each progress report, for the budget and open-gap gauges
+   * (only with `metrics`). @default the `status` query through the activity context's client
+   */
+  readStatus?: (workflowId: string) => Promise<PipelineStatus>;
 }
 
 const MINUTE = 60_000;
@@ -159,6 +167,12 @@ export function resumeBackfillMinutes(
 
 export function createStreamActivities(deps: StreamActivityDeps) {
   const { config, logger, metrics } = deps;
+  metrics?.loadIntervalSeconds.set(config.load.intervalMs / 1000);
+  /** A failure the supervisor does not retry holds the stream until an operator acts. */
+  const pausesSupervisor = (err: unknown): void => {
+    if (err instanceof ApplicationFailure && err.nonRetryable)
+      metrics?.pausedByItself.set({ reason: err.type ?? 'unknown' }, 1);
+  };
 
   function requireRules(): XRulesClient {
     if (!deps.rulesClient) {
@@ -191,6 +205,18 @@ export function createStreamActivities(deps: StreamActivityDeps) {
   return {
     /** The worker's non-secret settings; the supervisor records them in history once per run. */
     async resolveSettings(): Promise<WorkerSettings> {
+      // With several lanes, a lane whose subscription does not exist would lose its posts on real
+      // Pub/Sub (a message no subscription matches is dropped): refuse to start until `setup` ran.
+      if (config.load.lanes > 1 && deps.pubsub) {
+        const missing = await missingLaneSubscriptions(deps.pubsub, config.gcp, config.load.lanes);
+        if (missing.length > 0) {
+          throw ApplicationFailure.nonRetryable(
+            `LOAD_LANES=${config.load.lanes} but the lane subscription(s) ${missing.join(', ')} do not exist: ` +
+              "run `npm run setup` (or the image's setup) with this LOAD_LANES first",
+            'LaneSubscriptionsMissing',
+          );
+        }
+      }
       return {
         rules: config.x.rules,
         batchTaskQueue: config.temporal.batchTaskQueue,
@@ -214,6 +240,8 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       const { status } = n;
       metrics?.budgetWarnings.inc({ level: n.level });
       if (status.monthlyPosts) metrics?.budgetUsedRatio.set(status.monthPosts / status.monthlyPosts);
+      metrics?.budgetMonthPosts.set(status.monthPosts);
+      if (n.level !== 'warn') metrics?.pausedByItself.set({ reason: n.level }, 1);
       const text =
         n.level === 'x-usage-cap'
           ? `X usage cap reached for stream ${n.streamName}: ${status.hold?.detail ?? ''}; the stream is held until ${status.hold?.until ?? 'an operator resumes it'}`
@@ -236,7 +264,10 @@ export function createStreamActivities(deps: StreamActivityDeps) {
 
     /** Makes X's rule set equal to `rules` (dry-run first, never half-applied); returns the applied set. */
     async syncRules(rules: StreamRule[]): Promise<ActiveRule[]> {
-      const result = await callX(() => requireRules().sync(rules));
+      const result = await callX(() => requireRules().sync(rules)).catch((err: unknown) => {
+        pausesSupervisor(err);
+        throw err;
+      });
       logger.info(
         {
           added: result.added.length,
@@ -264,6 +295,13 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       let sequence = 0;
       const gaps = new GapTracker(reporter, carriedGaps(input, previous));
       progress.lastPostCreatedAt = gaps.lastPostCreatedAt;
+      // The supervisor wants the stream: whatever held it before is over.
+      metrics?.pausedByItself.reset();
+      metrics?.streamRunning.set(1);
+      /** Gaps the supervisor holds unfilled (from its status after each report). */
+      let supervisorGaps = 0;
+      const readStatus =
+        deps.readStatus ?? ((id: string) => ctx.client.workflow.getHandle(id).query(statusQuery));
 
       // After a crash or a gap, ask X for the minutes missed (Enterprise; capped at 5, 0 = off).
       const backfillMinutes = resumeBackfillMinutes(input.backfillMinutes, info.attempt, previous);
@@ -274,6 +312,8 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         publishFn: deps.publishFn,
         // Counted when Pub/Sub acknowledged, per minute of the message's received_at (reconciliation).
         onAcked: (attrs: PostAttributes, _id: string, receivedAt: string | undefined) => {
+          const latencyMs = Date.now() - Date.parse(receivedAt ?? '');
+          if (latencyMs >= 0) metrics?.publishLatency.observe({ source: 'stream' }, latencyMs / 1000);
           if (attrs.malformed === 'true') progress.malformedPublished += 1;
           else {
             progress.postsPublished += 1;
@@ -306,6 +346,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         progress.lastError = s.lastError;
         progress.updatedAt = new Date().toISOString();
         metrics?.streamConnected.set(s.connected ? 1 : 0);
+        metrics?.gapsOpen.set((gaps.open ? 1 : 0) + gaps.pending().length + supervisorGaps);
         const details: StreamHeartbeat = {
           progress,
           lastPostAtMs,
@@ -341,6 +382,13 @@ export function createStreamActivities(deps: StreamActivityDeps) {
               const left = (pendingMinutes.get(minute) ?? 0) - n;
               if (left > 0) pendingMinutes.set(minute, left);
               else pendingMinutes.delete(minute);
+            }
+            if (metrics) {
+              const st = await readStatus(input.supervisorWorkflowId).catch(() => undefined);
+              if (st?.budget) metrics.budgetMonthPosts.set(st.budget.monthPosts);
+              if (st?.budget?.monthlyPosts)
+                metrics.budgetUsedRatio.set(st.budget.monthPosts / st.budget.monthlyPosts);
+              if (st?.gaps) supervisorGaps = st.gaps.counts.pending;
             }
           } catch (err) {
             logger.warn(
@@ -401,8 +449,13 @@ export function createStreamActivities(deps: StreamActivityDeps) {
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
         deps.shutdownSignal?.removeEventListener('abort', onCancel);
         metrics?.streamConnected.set(0);
+        metrics?.streamRunning.set(0);
       }
-      if (failure) throw classifyXError(failure);
+      if (failure) {
+        const classified = classifyXError(failure);
+        pausesSupervisor(classified);
+        throw classified;
+      }
       if (deps.shutdownSignal?.aborted && !ctx.cancellationSignal.aborted) {
         // Retryable on purpose: another worker picks the stream up (after the heartbeat timeout at worst).
         throw ApplicationFailure.retryable('stream worker is shutting down', WORKER_SHUTDOWN_FAILURE_TYPE);

@@ -109,3 +109,18 @@ export async function pruneRetiredLanes(
   }
   return { deleted, notEmpty };
 }
+
+/** The lane subscriptions of `lanes` lanes that do not exist (`setup` has not run with this LOAD_LANES). */
+export async function missingLaneSubscriptions(
+  pubsub: PubSub,
+  gcp: Pick<GcpConfig, 'subscription'>,
+  lanes: number,
+): Promise<string[]> {
+  const missing: string[] = [];
+  for (let lane = 0; lane < lanes; lane++) {
+    const name = laneSubscription(gcp.subscription, lane, lanes);
+    const [exists] = await pubsub.subscription(name).exists();
+    if (!exists) missing.push(name);
+  }
+  return missing;
+}

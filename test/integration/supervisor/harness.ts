@@ -71,7 +71,7 @@ export async function streamTestConfig(
     X_STALL_TIMEOUT_MS: '3000',
     ...env,
   });
-  await ensurePubSubResources(h.pubsub, config.gcp);
+  await ensurePubSubResources(h.pubsub, config.gcp, config.load.lanes);
   return { name, config };
 }
 
