@@ -67,7 +67,10 @@ export interface LoadActivityDeps {
   subscriber: BatchSubscriber | ((lane: number, lanes: number) => BatchSubscriber);
   sink: LoadSink;
   logger: Logger;
-  metrics?: Pick<Metrics, 'rowsLoaded' | 'duplicatesSkipped' | 'deadLetters'>;
+  metrics?: Pick<
+    Metrics,
+    'rowsLoaded' | 'duplicatesSkipped' | 'deadLetters' | 'loadBatchDuration' | 'endToEndLag' | 'subscription'
+  >;
   clock?: () => Date;
   /** Test seam: runs after every write, before the ack (e.g. to simulate a crash there). */
   beforeAck?: (runId: string) => Promise<void>;
@@ -188,6 +191,7 @@ export function createLoadActivities(deps: LoadActivityDeps) {
       durationMs: clock().getTime() - started.getTime(),
     };
     if (messages.length === 0) return empty;
+    deps.metrics?.subscription.pulled(messages);
 
     const ackIds = messages.map((m) => m.ackId);
     const batchId = batchIdOf(messages.map((m) => m.messageId));
@@ -358,6 +362,13 @@ export function createLoadActivities(deps: LoadActivityDeps) {
       await stopLease();
       await subscriber.acknowledge(ackIds);
 
+      deps.metrics?.subscription.settled(messages, 'acked');
+      deps.metrics?.loadBatchDuration.observe(result.durationMs / 1000);
+      // Received → queryable, per row (a redelivered duplicate counts from its first receipt).
+      for (const c of byId.values()) {
+        const lagMs = finished.getTime() - Date.parse(c.post.received_at);
+        if (lagMs >= 0) deps.metrics?.endToEndLag.observe(lagMs / 1000);
+      }
       deps.metrics?.rowsLoaded.inc(result.rowsLoaded);
       deps.metrics?.duplicatesSkipped.inc(result.duplicatesSkipped);
       for (const d of deadLetters) deps.metrics?.deadLetters.inc({ stage: d.error_stage });
@@ -370,6 +381,7 @@ export function createLoadActivities(deps: LoadActivityDeps) {
       await subscriber
         .modifyAckDeadline(ackIds, 0)
         .catch((e: unknown) => log.warn({ err: e }, 'could not release the batch'));
+      deps.metrics?.subscription.settled(messages, 'released');
       throw err;
     } finally {
       clearInterval(beat);
