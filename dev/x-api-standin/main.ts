@@ -47,7 +47,8 @@ async function main(): Promise<void> {
   console.log(`X API stand-in listening on ${standin.url} (rate ${values.rate}/s, seed ${values.seed})`);
   console.log(`  stream:  ${standin.url}/2/tweets/search/stream`);
   console.log(`  search:  ${standin.url}/2/tweets/search/{recent,all}`);
-  console.log(`  control: ${standin.url}/_control/{faults,rate,ledger,world,stats}`);
+  console.log(`  compliance: ${standin.url}/2/compliance/jobs`);
+  console.log(`  control: ${standin.url}/_control/{faults,rate,ledger,world,stats,compliance}`);
   const stop = (): void => {
     console.log('stopping X API stand-in');
     void standin.close().then(() => process.exit(0));

@@ -33,6 +33,10 @@
  *   after auth carries `x-rate-limit-limit/remaining/reset`: `searchRateLimit` requests per window
  *   per endpoint (400s count), then 429 until the window resets.
  *
+ * - `POST /2/compliance/jobs`, `GET /2/compliance/jobs[/:id]` and the signed upload/download URLs
+ *   they hand out — X's batch compliance, with compliance events the stand-in decides itself (see
+ *   `compliance.ts`; `complianceFraction`, `complianceProcessingMs`, fault `complianceJobsFail`).
+ *
  * Control (no auth): `POST /_control/faults` (JSON, merged; see {@link StandinFaults}: stream faults
  * count posts delivered, search faults count search requests), `POST /_control/rate` `{rate}`,
  * `GET /_control/ledger`, `GET /_control/world`, `POST /_control/ledger/reset`, `GET /_control/stats`.
@@ -45,16 +49,28 @@
  *   `searchedCount`): `created` (`{id, created_at}` of every post created, in order, with the one cut
  *   by `dropAfterPosts`), `delivered` (the delivery ledger's unique ids), `searched` (unique ids
  *   returned by search). It keeps an id and a time per post created, until reset.
- * `resetLedger()` / `POST /_control/ledger/reset` empties both, not the history.
+ * - compliance (`complianceLedger()`, `GET /_control/compliance`): every compliance event handed out
+ *   in a job's result file, one entry per job and id (`{jobId, id, action, reason, created_at,
+ *   redacted_at}`).
+ * `resetLedger()` / `POST /_control/ledger/reset` empties all three, not the history.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ActiveRule, StreamRule } from '../../src/domain/rules';
 import { Corpus, rng, snowflake, type RuleForGeneration } from './corpus';
+import {
+  COMPLIANCE_DOWNLOAD_PATH,
+  COMPLIANCE_JOBS_PATH,
+  COMPLIANCE_UPLOAD_PATH,
+  createComplianceJobs,
+  type ComplianceDecision,
+  type ComplianceFaults,
+  type ComplianceResponse,
+} from './compliance';
 import { compileRule, RuleSyntaxError } from './rule-engine';
 import { parseSearch, searchHistory, type HistoryEntry, type SearchEndpoint } from './search';
 
-export interface StandinFaults {
+export interface StandinFaults extends ComplianceFaults {
   /** The next N stream connects get HTTP 429 with `x-rate-limit-*` headers. */
   rateLimitConnects?: number;
   /** Seconds from now put in `x-rate-limit-reset` (default 15). */
@@ -130,6 +146,10 @@ export interface StandinOptions {
    * @default 10 000
    */
   searchMinAgeMs?: number;
+  /** Share of the stand-in's own posts uploaded to a compliance job that get an event. @default 0.2 */
+  complianceFraction?: number;
+  /** Time a compliance job takes from upload to `complete`. @default 500 */
+  complianceProcessingMs?: number;
 }
 
 /** The world ledger: what was created, delivered on the stream and found by search. */
@@ -180,6 +200,10 @@ export interface XStandin {
   setFaults(faults: StandinFaults): StandinFaults;
   setRate(rate: number): void;
   rules(): ActiveRule[];
+  /** Every compliance event handed out in a result file, per job and id (see `compliance.ts`). */
+  complianceLedger(): ComplianceDecision[];
+  /** The ids of `ids` this stand-in reports compliance events for, with the reason (records nothing). */
+  complianceDecide(ids: readonly string[]): Map<string, string>;
 }
 
 interface Item {
@@ -273,6 +297,30 @@ function readBody(req: http.IncomingMessage): Promise<unknown> {
   });
 }
 
+/** The request body as text (compliance id files: up to 64 MB). */
+function readText(req: http.IncomingMessage, limit = 64 * 1024 * 1024): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) reject(new Error('body too large'));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: http.ServerResponse, r: ComplianceResponse): void {
+  const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+  res.writeHead(r.status, {
+    'content-type': r.contentType ?? 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
 const setImmediateP = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin> {
@@ -312,6 +360,28 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
   let lastTick = Date.now();
   let dupCounter = 0;
   const sockets = new Set<Socket>();
+  /** `created_at` of a post still in the history (ids grow with creation: a binary search). */
+  const createdAtOf = (id: string): string | undefined => {
+    const want = BigInt(id);
+    let lo = historyStart();
+    let hi = history.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const got = BigInt(history[mid]!.id);
+      if (got === want) return new Date(history[mid]!.at).toISOString();
+      if (got < want) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  };
+  const compliance = createComplianceJobs({
+    seed,
+    fraction: opts.complianceFraction,
+    processingMs: opts.complianceProcessingMs,
+    createdAtOf,
+  });
+  if (opts.faults?.complianceJobsFail !== undefined)
+    compliance.setFaults({ complianceJobsFail: opts.faults.complianceJobsFail });
 
   const addRule = (r: StreamRule): StoredRule => {
     const compiled = compileRule(r.value);
@@ -824,6 +894,51 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     });
   };
 
+  /** Batch compliance: the jobs API (bearer auth) and the signed storage URLs (no auth). */
+  const handleCompliance = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    path: string,
+  ): Promise<void> => {
+    const base = `http://${req.headers.host ?? '127.0.0.1'}`;
+    const signature = url.searchParams.get('signature');
+    const storageId = (prefix: string) => path.slice(prefix.length + 1);
+    if (path.startsWith(COMPLIANCE_UPLOAD_PATH + '/') && req.method === 'PUT') {
+      return send(res, compliance.upload(storageId(COMPLIANCE_UPLOAD_PATH), signature, await readText(req)));
+    }
+    if (path.startsWith(COMPLIANCE_DOWNLOAD_PATH + '/') && req.method === 'GET') {
+      return send(res, compliance.download(storageId(COMPLIANCE_DOWNLOAD_PATH), signature));
+    }
+    if (!path.startsWith(COMPLIANCE_JOBS_PATH)) return json(res, 404, { error: 'not found' });
+    if (!authorized(req)) {
+      reject(401);
+      return unauthorized(res);
+    }
+    if (path === COMPLIANCE_JOBS_PATH && req.method === 'POST') {
+      let body: unknown;
+      try {
+        body = await readBody(req);
+      } catch (err) {
+        return problem(res, 400, {
+          title: 'Invalid Request',
+          detail: (err as Error).message,
+          type: `${PROBLEMS}/invalid-request`,
+        });
+      }
+      return send(res, compliance.create(body, base));
+    }
+    if (path === COMPLIANCE_JOBS_PATH && req.method === 'GET')
+      return send(res, compliance.list(url.searchParams, base));
+    const id = path.slice(COMPLIANCE_JOBS_PATH.length + 1);
+    if (req.method === 'GET' && /^\d+$/.test(id)) return send(res, compliance.get(id, base));
+    return problem(res, 404, {
+      title: 'Not Found Error',
+      detail: `no route for ${req.method} ${path}`,
+      type: 'about:blank',
+    });
+  };
+
   const api: Omit<XStandin, 'url' | 'port' | 'close'> = {
     ledger: () => [...ledger],
     malformedLines: () => malformedWritten,
@@ -838,6 +953,7 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
       createdIds.length = 0;
       createdMs.length = 0;
       searched.clear();
+      compliance.reset();
     },
     stats: () => ({
       activeConnection: live !== undefined && !live.done,
@@ -857,13 +973,17 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
     }),
     setFaults: (f) => {
       faults = { ...faults, ...f };
-      return { ...faults };
+      if (f.complianceJobsFail !== undefined)
+        compliance.setFaults({ complianceJobsFail: f.complianceJobsFail });
+      return { ...faults, ...compliance.faults() };
     },
     setRate: (r) => {
       rate = Math.max(0, r);
       carry = 0;
     },
     rules: () => [...rules.values()].map(publicRule),
+    complianceLedger: () => compliance.ledger(),
+    complianceDecide: (ids) => compliance.decide(ids),
   };
 
   const handleControl = async (
@@ -894,6 +1014,10 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
       return json(res, 200, { ok: true });
     }
     if (req.method === 'GET' && path === '/_control/stats') return json(res, 200, api.stats());
+    if (req.method === 'GET' && path === '/_control/compliance') {
+      const decisions = api.complianceLedger();
+      return json(res, 200, { decisions, count: decisions.length, jobs: compliance.jobCount() });
+    }
     if (req.method === 'POST' && path === '/_control/faults') {
       const body = (await readBody(req)) as StandinFaults;
       return json(res, 200, api.setFaults(body));
@@ -916,6 +1040,8 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
       if (path === STREAM_PATH && req.method === 'GET') return handleStream(req, res, url);
       const searchEndpoint = SEARCH_PATHS[path];
       if (searchEndpoint && req.method === 'GET') return handleSearch(req, res, url, searchEndpoint);
+      if (path.startsWith(COMPLIANCE_JOBS_PATH) || path.startsWith('/_storage/compliance/'))
+        return handleCompliance(req, res, url, path);
       if (path === RULES_PATH) {
         if (!authorized(req)) return unauthorized(res);
         if (req.method === 'GET') return handleRulesGet(res, url);
