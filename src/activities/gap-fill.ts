@@ -168,7 +168,9 @@ export function createGapFillActivities(deps: GapFillActivityDeps) {
         ...publisherSettings(config),
         logger: log,
         publishFn: deps.publishFn,
-        onAcked: (attrs: PostAttributes) => {
+        onAcked: (attrs: PostAttributes, _id: string, receivedAt: string | undefined) => {
+          const latencyMs = Date.now() - Date.parse(receivedAt ?? '');
+          if (latencyMs >= 0) metrics?.publishLatency.observe({ source: 'gap-fill' }, latencyMs / 1000);
           if (attrs.malformed === 'true') malformedAcked += 1;
           else {
             postsAcked += 1;
