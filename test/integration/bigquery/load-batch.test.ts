@@ -93,11 +93,19 @@ test('valid, malformed and schema-violating messages land in the right table wit
   const results = await drain();
   expect(results.reduce((n, r) => n + r.pulled, 0)).toBe(6);
 
-  const posts = await query<{ id: string; author_username: string; hashtags: string[]; quoted_id: string }>(
-    'SELECT id, author_username, hashtags, quoted_id, load_run_id, message_id FROM DS.posts ORDER BY id',
+  const posts = await query<{
+    id: string;
+    author_username: string;
+    hashtags: string[];
+    quoted_id: string;
+    attributes: string;
+  }>(
+    'SELECT id, author_username, hashtags, quoted_id, load_run_id, message_id, attributes FROM DS.posts ORDER BY id',
   );
   expect(posts.map((p) => p.id)).toEqual(['1001', '1002']);
   expect(posts[0]).toMatchObject({ author_username: 'alice', hashtags: ['tesla'], quoted_id: '7' });
+  // Each row keeps its delivery's Pub/Sub attributes.
+  expect(JSON.parse(posts[0]!.attributes)).toMatchObject({ post_id: '1001', rule_tags: 'tesla' });
 
   const dl = await query<{ error_stage: string; error_message: string }>(
     'SELECT error_stage, error_message, payload FROM DS.posts_dead_letter ORDER BY error_stage',
@@ -111,6 +119,29 @@ test('valid, malformed and schema-violating messages land in the right table wit
     'SELECT SUM(message_count) AS message_count, SUM(rows_loaded) AS rows_loaded, SUM(dead_letters) AS dead_letters FROM DS.load_runs',
   );
   expect(runs[0]).toEqual({ message_count: 6, rows_loaded: 2, dead_letters: 4 });
+});
+
+test('the same malformed line published twice, in one batch and in a later one, is one dead letter', async () => {
+  const line = {
+    data: JSON.stringify({
+      kind: 'malformed',
+      reason: 'truncated',
+      raw: '{"data":',
+      received_at: '2026-12-03T10:00:00Z',
+    }),
+    attributes: { malformed: 'true', error: 'truncated', post_id: '', rule_tags: '', schema_version: '1' },
+  };
+  const first = await publishAll(pubsub, config.gcp.topic, [line, line]);
+  await drain();
+  const later = await publishAll(pubsub, config.gcp.topic, [line]);
+  await drain();
+  expect(new Set([...first, ...later]).size).toBe(3); // three messages
+  const rows = await query<{ message_id: string; payload_hash: string }>(
+    `SELECT message_id, payload_hash FROM DS.posts_dead_letter WHERE error_message = 'truncated'`,
+  );
+  expect(rows).toHaveLength(1);
+  expect(first).toContain(rows[0]!.message_id);
+  expect(rows[0]!.payload_hash).toMatch(/^[0-9a-f]{64}$/);
 });
 
 test('a post Pub/Sub forwarded to the dead-letter topic is loaded, acknowledged there, exactly once', async () => {
