@@ -438,7 +438,10 @@ export function workflowLinks(config: DashboardConfig): WorkflowLink[] {
   const name = config.x.streamName;
   return [
     link('supervisor', supervisorWorkflowId(name)),
-    link('load', loadWorkflowId(name)),
+    // One load child per lane (LOAD_LANES; `x-ingest-<name>-load` with one lane).
+    ...Array.from({ length: config.load.lanes }, (_, k) =>
+      link('load', loadWorkflowId(name, k, config.load.lanes)),
+    ),
     link('quality', qualityWorkflowId(name)),
   ];
 }

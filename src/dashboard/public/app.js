@@ -217,7 +217,15 @@
         el(
           'p',
           { className: 'muted' },
-          `load child: ${s.children.load.state} (${s.children.load.restarts} restarts) · quality child: ${s.children.quality.state}` +
+          (s.children.loadLanes
+            ? `load children (${s.children.loadLanes.length + 1} lanes): ${[
+                s.children.load,
+                ...s.children.loadLanes,
+              ]
+                .map((c) => c.state)
+                .join(', ')}`
+            : `load child: ${s.children.load.state} (${s.children.load.restarts} restarts)`) +
+            ` · quality child: ${s.children.quality.state}` +
             ` · rules: ${s.rules.map((r) => r.tag || r.value).join(', ') || 'none'}`,
         ),
         s.lastError || p.lastError
