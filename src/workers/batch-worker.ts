@@ -6,8 +6,10 @@
 import type { Client } from '@temporalio/client';
 import { createLoadActivities } from '../activities/bigquery';
 import { createQualityActivities } from '../activities/quality';
+import { createReplayActivities } from '../activities/replay';
 import type { AppConfig } from '../config';
 import { createBigQueryClient } from '../adapters/bigquery/client';
+import { createBigQueryDeadLetterStore } from '../adapters/bigquery/dead-letters';
 import { createBigQueryQualityStore } from '../adapters/bigquery/quality-queries';
 import { repairDuplicates } from '../adapters/bigquery/repair';
 import { createBigQueryLoadSink } from '../adapters/bigquery/writer';
@@ -55,7 +57,13 @@ export function buildBatchActivities(
     checks: config.dq.checks,
     repair: (opts) => repairDuplicates(bq, config.gcp, opts, logger.child({ component: 'repair' })),
   });
-  return { activities: { ...load, ...quality }, close: lanes.close };
+  const replay = createReplayActivities({
+    store: createBigQueryDeadLetterStore({ bq, gcp: config.gcp }),
+    sink: createBigQueryLoadSink({ bq, gcp: config.gcp, logger: logger.child({ component: 'bigquery' }) }),
+    logger: logger.child({ component: 'replay-activity' }),
+    metrics: deps.metrics,
+  });
+  return { activities: { ...load, ...quality, ...replay }, close: lanes.close };
 }
 
 /** How long lane 0 trusts its list of retired lane subscriptions before listing the topic's again. */

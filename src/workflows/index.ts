@@ -3,3 +3,4 @@ export { supervisorWorkflow } from './supervisor';
 export { loadWorkflow } from './load';
 export { qualityWorkflow } from './quality';
 export { gapFillWorkflow } from './gap-fill';
+export { replayDeadLetters } from './replay-dead-letters';

@@ -76,3 +76,8 @@ export const loadStopSignal = defineSignal('stop');
 /** Run the data-quality suite now (also reachable through the supervisor). */
 export const runChecksSignal = defineSignal('runChecks');
 export const runChecksUpdate = defineUpdate<DataQualityVerdict>('runChecksNow');
+
+// --- dead-letter replay (`replayDeadLetters`) ---
+/** The replay's report so far (counts, pages, examples; `done` once it finished). */
+export const deadLetterReplayProgressQuery =
+  defineQuery<import('./replay-dead-letters').DeadLetterReplayReport>('deadLetterReplayProgress');
