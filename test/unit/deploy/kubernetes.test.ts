@@ -161,7 +161,8 @@ describe.each(overlays)('k8s/overlays/%s', (overlay) => {
   });
 
   it('validates every object against the Kubernetes schemas', () => {
-    for (const o of objects) {
+    // GKE Managed Prometheus's CRDs are not in kubernetes-models: monitoring.test.ts checks them.
+    for (const o of objects.filter((x) => !x.apiVersion.startsWith('monitoring.googleapis.com/'))) {
       const Model = modelFor(o.apiVersion, o.kind);
       expect(() => new Model(o).validate()).not.toThrow();
     }
