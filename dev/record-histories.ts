@@ -275,6 +275,41 @@ async function children(ctx: Ctx): Promise<Supervisor> {
   return h;
 }
 
+/** Two load lanes: a load child per lane; lane 1's child fails and is restarted under its own id. */
+async function loadLanes(ctx: Ctx): Promise<Supervisor> {
+  const h = await start(ctx, { children: { load: true, quality: false } });
+  await until(
+    () => status(h),
+    (s) =>
+      s.children.load.state === 'running' &&
+      s.children.loadLanes?.[0]?.state === 'running' &&
+      s.progress.postsPublished >= 5,
+    'lane children running',
+  );
+  await ctx.client.workflow
+    .getHandle(loadWorkflowId(ctx.name, 1, 2))
+    .terminate('record-histories: a failed lane child');
+  await until(
+    () => status(h),
+    (s) => s.children.loadLanes?.[0]?.restarts === 1 && s.children.loadLanes[0].state === 'running',
+    'lane 1 child restarted',
+  );
+  await h.signal(stopSignal);
+  await until(
+    () => status(h),
+    (s) => s.state === 'stopping',
+    'stopping',
+  );
+  for (const lane of [0, 1]) {
+    await ctx.client.workflow
+      .getHandle(loadWorkflowId(ctx.name, lane, 2))
+      .terminate('record-histories: no batch worker')
+      .catch(() => undefined);
+  }
+  await h.result();
+  return h;
+}
+
 async function writeHistories(ctx: Ctx, scenario: string): Promise<void> {
   // Every run of the chain (continue-as-new starts a new run under the same workflow id).
   const runs: string[] = [];
@@ -336,10 +371,12 @@ async function main(): Promise<void> {
     'worker-restart': workerRestart,
     children,
     'gap-fill-budget': gapFillBudget,
+    'load-lanes': loadLanes,
   };
   /** Settings a scenario needs beyond the common ones. */
   const scenarioEnv: Record<string, Record<string, string>> = {
     'gap-fill-budget': { X_GAP_MARGIN_SECONDS: '1' },
+    'load-lanes': { LOAD_LANES: '2' },
   };
   try {
     for (const [scenario, run] of Object.entries(scenarios)) {
@@ -365,7 +402,7 @@ async function main(): Promise<void> {
         // Gap fill is on in every scenario recorded since it exists; its own scenario tunes it.
         ...scenarioEnv[scenario],
       });
-      await ensurePubSubResources(pubsub, config.gcp);
+      await ensurePubSubResources(pubsub, config.gcp, config.load.lanes);
       const startWorker = async (): Promise<() => Promise<void>> => {
         const shutdown = new AbortController();
         const built = buildStreamActivities(config, logger, { client, shutdownSignal: shutdown.signal });
