@@ -113,7 +113,14 @@ export interface PipelineStatus {
    * `load` is lane 0's load child, `loadLanes` the others' (lanes 1…N-1; absent with one lane).
    * `gapFill` is absent in supervisors started before gap fill existed.
    */
-  children: { load: ChildStatus; loadLanes?: ChildStatus[]; quality: ChildStatus; gapFill?: ChildStatus };
+  children: {
+    load: ChildStatus;
+    loadLanes?: ChildStatus[];
+    quality: ChildStatus;
+    gapFill?: ChildStatus;
+    /** Absent in supervisors started before compliance existed, or with `COMPLIANCE_ENABLED=false`. */
+    compliance?: ChildStatus;
+  };
   lastDataQuality?: DataQualityVerdict;
   lastError?: string;
   /** How many times this supervisor has continued-as-new. */
@@ -123,6 +130,50 @@ export interface PipelineStatus {
   gaps?: GapsStatus;
   /** Posts read from X this UTC day and month, the estimated cost, the budget and any hold. */
   budget?: BudgetStatus;
+  /** The compliance child's watermark, totals and last run (after its first run). */
+  compliance?: ComplianceStatus;
+}
+
+/** One X batch compliance job of a compliance run. */
+export interface ComplianceJobSummary {
+  jobId: string;
+  /** Post ids uploaded. */
+  ids: number;
+  /** X's last status of the job. */
+  status: string;
+  /** Compliance events in X's result, journaled by this run, posts rows deleted or redacted. */
+  events?: number;
+  journaled?: number;
+  rowsAffected?: number;
+}
+
+/** What one run of the compliance child did. */
+export interface ComplianceRunSummary {
+  /** `<n>` of the child's runs. */
+  run: number;
+  startedAt: string;
+  finishedAt: string;
+  /** The window of `posts.ingested_at` checked: (since, until]; since null = from the beginning. */
+  since: string | null;
+  until: string;
+  mode: 'delete' | 'redact';
+  ok: boolean;
+  error?: string;
+  jobs: ComplianceJobSummary[];
+  idsChecked: number;
+  events: number;
+  rowsAffected: number;
+}
+
+/** The compliance child's state: carried across its continue-as-new and by the supervisor across restarts. */
+export interface ComplianceStatus {
+  /** Posts ingested up to this time are checked; the next run checks those ingested after it. */
+  watermark: string | null;
+  runs: number;
+  idsChecked: number;
+  events: number;
+  rowsAffected: number;
+  lastRun?: ComplianceRunSummary;
 }
 
 export interface GapsStatus {
@@ -135,6 +186,9 @@ export interface GapsStatus {
 
 export function gapFillWorkflowId(streamName: string): string {
   return `x-ingest-${streamName}-gapfill`;
+}
+export function complianceWorkflowId(streamName: string): string {
+  return `x-ingest-${streamName}-compliance`;
 }
 export function supervisorWorkflowId(streamName: string): string {
   return `x-ingest-${streamName}`;

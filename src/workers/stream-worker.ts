@@ -1,13 +1,19 @@
 /**
  * The stream worker: polls the stream task queue (supervisor workflow, stream activity, gap-fill
- * activity), holds the one X connection and the X token, and publishes to Pub/Sub. One replica is
- * enough: the workflow id guarantees one stream per X app.
+ * and compliance workflows and activities), holds the one X connection and the X token, and
+ * publishes to Pub/Sub. One replica is enough: the workflow id guarantees one stream per X app.
+ * The compliance activities call X (the token is only here) and BigQuery (the GCP configuration is
+ * here too), so the post ids of a compliance job never leave this worker.
  */
 import type { Client } from '@temporalio/client';
+import { createComplianceActivities } from '../activities/compliance';
 import { createGapFillActivities } from '../activities/gap-fill';
 import { createStreamActivities } from '../activities/stream';
 import type { AppConfig } from '../config';
+import { createBigQueryClient } from '../adapters/bigquery/client';
+import { createComplianceStore } from '../adapters/bigquery/compliance';
 import { createPubSub } from '../adapters/pubsub/client';
+import { XComplianceClient } from '../adapters/x/compliance-client';
 import { createXRulesClient } from '../adapters/x/rules-client';
 import { XSearchClient } from '../adapters/x/search-client';
 import { createXStreamSource } from '../adapters/x/stream-source';
@@ -36,6 +42,9 @@ export function buildStreamActivities(
         userFields: config.x.userFields,
       })
     : undefined;
+  const complianceClient = bearerToken
+    ? new XComplianceClient({ baseUrl: config.x.baseUrl, bearerToken })
+    : undefined;
   const activities = {
     ...createStreamActivities({
       config,
@@ -56,6 +65,16 @@ export function buildStreamActivities(
       rulesClient,
       createSearchClient: () => searchClient,
       shutdownSignal: deps.shutdownSignal,
+    }),
+    ...createComplianceActivities({
+      settings: config.compliance,
+      logger: logger.child({ component: 'compliance-activity' }),
+      store: createComplianceStore(
+        createBigQueryClient(config.gcp),
+        config.gcp,
+        logger.child({ component: 'compliance-bigquery' }),
+      ),
+      createClient: () => complianceClient,
     }),
   };
   return { activities, close: () => pubsub.close() };

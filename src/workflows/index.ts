@@ -4,3 +4,4 @@ export { loadWorkflow } from './load';
 export { qualityWorkflow } from './quality';
 export { gapFillWorkflow } from './gap-fill';
 export { replayDeadLetters } from './replay-dead-letters';
+export { complianceWorkflow } from './compliance';

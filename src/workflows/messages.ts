@@ -8,7 +8,14 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { LoadBatchResult } from '../activities/bigquery';
 import type { BudgetStatus } from '../domain/budget';
 import type { GapFillProgress, GapFillResult, GapReport } from '../domain/gaps';
-import type { DataQualityVerdict, PipelineStatus, ProgressReport } from '../domain/pipeline-status';
+import type {
+  ComplianceJobSummary,
+  ComplianceRunSummary,
+  ComplianceStatus,
+  DataQualityVerdict,
+  PipelineStatus,
+  ProgressReport,
+} from '../domain/pipeline-status';
 import type { ActiveRule, StreamRule } from '../domain/rules';
 
 // --- supervisor (`supervisorWorkflow`): operators ---
@@ -81,3 +88,17 @@ export const runChecksUpdate = defineUpdate<DataQualityVerdict>('runChecksNow');
 /** The replay's report so far (counts, pages, examples; `done` once it finished). */
 export const deadLetterReplayProgressQuery =
   defineQuery<import('./replay-dead-letters').DeadLetterReplayReport>('deadLetterReplayProgress');
+
+// --- compliance child (`complianceWorkflow`) ---
+/** Run the compliance check now (posts ingested since the last run); returns what the run did. */
+export const runComplianceNowUpdate = defineUpdate<ComplianceRunSummary>('runComplianceNow');
+/** Download and apply an X compliance job again (idempotent: a job already applied changes nothing). */
+export const reapplyComplianceJobUpdate = defineUpdate<ComplianceJobSummary, [{ jobId: string }]>(
+  'reapplyComplianceJob',
+);
+/** The compliance child's watermark, totals, last run, and whether a run is going on. */
+export const complianceProgressQuery = defineQuery<
+  ComplianceStatus & { running: boolean; nextRunAt?: string }
+>('complianceProgress');
+/** Sent by the compliance child to the supervisor after each run; the supervisor carries it. */
+export const complianceRunSignal = defineSignal<[ComplianceStatus]>('complianceRun');
