@@ -301,7 +301,7 @@ export function createStreamActivities(deps: StreamActivityDeps) {
       /** Gaps the supervisor holds unfilled (from its status after each report). */
       let supervisorGaps = 0;
       const readStatus =
-        deps.readStatus ?? ((id: string) => ctx.client.workflow.getHandle(id).query(statusQuery));
+        deps.readStatus ?? (async (id: string) => ctx.client.workflow.getHandle(id).query(statusQuery));
 
       // After a crash or a gap, ask X for the minutes missed (Enterprise; capped at 5, 0 = off).
       const backfillMinutes = resumeBackfillMinutes(input.backfillMinutes, info.attempt, previous);
