@@ -422,7 +422,7 @@ export function validatePost(value: unknown): ValidationResult {
     return {
       ok: false,
       stage: 'schema_version',
-      reason: `schema_version ${v.schema_version} is newer than this loader (${POST_SCHEMA_VERSION}): deploy the loader for version ${v.schema_version}, then replay these dead letters`,
+      reason: `schema_version ${v.schema_version} is newer than this loader (${POST_SCHEMA_VERSION}): deploy the loader for version ${v.schema_version}, then replay these dead letters (npm run dead-letters:replay -- --stage schema_version)`,
     };
   }
   if (typeof v.id !== 'string' || !ID_RE.test(v.id)) return fail('id: expected a numeric string');
@@ -623,7 +623,7 @@ export function breakingChangeAdvice(table: string): string {
     `Breaking schema change on ${table}: BigQuery cannot change a column's type or mode in place. ` +
     `Either revert the change, or bump POST_SCHEMA_VERSION and migrate: create the new table ` +
     `(e.g. ${table}_v${POST_SCHEMA_VERSION + 1}) with CREATE TABLE ... AS SELECT casting the column, ` +
-    `point BIGQUERY_POSTS_TABLE at it, restart the batch worker, and replay posts_dead_letter.`
+    `point BIGQUERY_POSTS_TABLE at it, restart the batch worker, and replay posts_dead_letter (npm run dead-letters:replay).`
   );
 }
 
