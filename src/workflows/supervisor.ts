@@ -31,6 +31,7 @@ import {
   type ActivityOptions,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
+import type { ComplianceSettings, createComplianceActivities } from '../activities/compliance';
 import type { WorkerSettings, createStreamActivities } from '../activities/stream';
 import {
   addReads,
@@ -57,6 +58,7 @@ import {
 } from '../domain/gaps';
 import type {
   ChildStatus,
+  ComplianceStatus,
   DataQualityVerdict,
   MinuteCount,
   PipelineState,
@@ -65,15 +67,18 @@ import type {
   StreamProgress,
 } from '../domain/pipeline-status';
 import {
+  complianceWorkflowId,
   emptyProgress,
   gapFillWorkflowId,
   loadWorkflowId,
   qualityWorkflowId,
 } from '../domain/pipeline-status';
 import { validateRules, type ActiveRule, type StreamRule } from '../domain/rules';
+import { complianceWorkflow } from './compliance';
 import { gapFillWorkflow } from './gap-fill';
 import { loadWorkflow } from './load';
 import {
+  complianceRunSignal,
   dataQualityVerdictSignal,
   fillGapsSignal,
   gapFilledSignal,
@@ -98,8 +103,8 @@ export interface SupervisorInput {
   backfillMinutes?: number;
   /** Start paused (no X connection until `resume`). */
   startPaused?: boolean;
-  /** Start the load, quality and gap-fill children. @default true */
-  children?: { load?: boolean; quality?: boolean; gapFill?: boolean };
+  /** Start the load, quality, gap-fill and compliance children. @default true */
+  children?: { load?: boolean; quality?: boolean; gapFill?: boolean; compliance?: boolean };
   /** Continue-as-new after this many history events even if the server does not suggest it. @default 10000 */
   maxHistoryEvents?: number;
   /** Minutes of per-minute published counts kept for reconciliation. @default 180 */
@@ -129,6 +134,8 @@ export interface CarriedState {
     monthlyPosts?: number | null;
     hold?: BudgetStatus['hold'];
   };
+  /** The compliance child's settings (resolved once) and its last reported state. */
+  compliance?: { settings: ComplianceSettings; state?: ComplianceStatus };
 }
 
 const STREAM_HEARTBEAT_TIMEOUT = '30 seconds';
@@ -153,6 +160,11 @@ const ruleActivities = proxyActivities<ReturnType<typeof createStreamActivities>
 const budgetActivities = proxyActivities<ReturnType<typeof createStreamActivities>>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 3 },
+});
+
+const complianceActivities = proxyActivities<ReturnType<typeof createComplianceActivities>>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
 const STREAM_ACTIVITY_OPTIONS: ActivityOptions = {
@@ -252,6 +264,16 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   // Supervisors started before gap fill and the read budget replay without them.
   const gapFillVersion = patched('gap-fill-and-read-budget');
   const gapFill = settings.gapFill ?? DEFAULT_GAP_FILL;
+  // Supervisors started before the compliance child replay without it.
+  const complianceVersion = patched('compliance-child');
+  const complianceSettings: ComplianceSettings | undefined =
+    carried?.compliance?.settings ??
+    (complianceVersion && (input.children?.compliance ?? true)
+      ? await complianceActivities.resolveComplianceSettings()
+      : undefined);
+  const wantCompliance =
+    complianceVersion && (input.children?.compliance ?? true) && complianceSettings?.enabled === true;
+  let complianceState: ComplianceStatus | undefined = carried?.compliance?.state;
 
   // --- the gap ledger ---
   let gapLedger: Gap[] = carried?.gaps?.ledger ?? [];
@@ -311,6 +333,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
       ledger: gapLedger,
     },
     budget: budgetStatus(usage, budgetSettings(), hold),
+    ...(complianceState ? { compliance: complianceState } : {}),
   });
 
   /** The Web UI's "current details" of the supervisor: state, gaps and reads at a glance (no command). */
@@ -420,6 +443,9 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
     },
   );
 
+  setHandler(complianceRunSignal, (s: ComplianceStatus) => {
+    if (!complianceState || s.runs >= complianceState.runs) complianceState = s;
+  });
   setHandler(gapFilledSignal, (r: GapFillResult) => {
     gapLedger = applyFillResult(gapLedger, r, new Date().toISOString());
     postsFilled += r.postsPublished;
@@ -494,18 +520,51 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
 
   // --- children ---------------------------------------------------------------------------------
   /** `load` is lane 0; `load-<k>` the load child of lane k ≥ 1. */
-  type ChildKind = 'load' | 'quality' | 'gapFill' | `load-${number}`;
+  type ChildKind = 'load' | 'quality' | 'gapFill' | 'compliance' | `load-${number}`;
   const childHandles: Partial<Record<ChildKind, ChildWorkflowHandle<never>>> = {};
   const laneKinds: ChildKind[] = Array.from({ length: loadLanes - 1 }, (_, i) => `load-${i + 1}` as const);
   const childScopes = Object.fromEntries(
-    (['load', 'quality', 'gapFill', ...laneKinds] as ChildKind[]).map((k) => [k, new CancellationScope()]),
+    (['load', 'quality', 'gapFill', 'compliance', ...laneKinds] as ChildKind[]).map((k) => [
+      k,
+      new CancellationScope(),
+    ]),
   ) as Record<ChildKind, CancellationScope>;
   const laneOfKind = (kind: ChildKind) => (kind === 'load' ? 0 : Number(kind.slice('load-'.length)));
   const statusOf = (kind: ChildKind): ChildStatus =>
-    kind === 'load' || kind === 'quality' || kind === 'gapFill'
+    kind === 'load' || kind === 'quality' || kind === 'gapFill' || kind === 'compliance'
       ? children[kind]!
       : children.loadLanes![laneOfKind(kind) - 1]!;
   children.gapFill ??= childStatus(gapFillWorkflowId(input.streamName));
+  if (wantCompliance) children.compliance ??= childStatus(complianceWorkflowId(input.streamName));
+
+  function startCompliance() {
+    const s = complianceSettings!;
+    return startChild(complianceWorkflow, {
+      workflowId: children.compliance!.workflowId,
+      // The stream worker's queue: the X token is there (and the BigQuery configuration).
+      taskQueue: info.taskQueue,
+      args: [
+        {
+          streamName: input.streamName,
+          parentWorkflowId: info.workflowId,
+          intervalMs: s.intervalMs,
+          mode: s.mode,
+          maxIdsPerJob: s.maxIdsPerJob,
+          ...(complianceState ? { state: complianceState } : {}),
+          ...(complianceState?.lastRun
+            ? {
+                nextRunAt: new Date(
+                  Date.parse(complianceState.lastRun.finishedAt) + s.intervalMs,
+                ).toISOString(),
+              }
+            : {}),
+        },
+      ],
+      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      staticSummary: `X compliance of ${input.streamName}: batch compliance jobs → ${s.mode} in posts`,
+    });
+  }
 
   /** The ledger's gaps in `states`, as the reports the gap-fill child takes. */
   const gapsIn = (...states: Gap['state'][]) =>
@@ -597,39 +656,41 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
         const handle =
           kind === 'gapFill'
             ? await startGapFill()
-            : kind !== 'quality'
-              ? await startChild(loadWorkflow, {
-                  workflowId: st.workflowId,
-                  taskQueue: settings.batchTaskQueue,
-                  args: [
-                    {
-                      intervalMs: settings.loadIntervalMs,
-                      batchSize: settings.loadBatchSize,
-                      backlogThreshold: settings.loadBacklogThreshold,
-                      ...(loadLanes > 1 ? { lane: laneOfKind(kind), lanes: loadLanes } : {}),
-                    },
-                  ],
-                  parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-                  workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-                  staticSummary:
-                    loadLanes > 1
-                      ? `Pub/Sub → BigQuery loader of ${input.streamName}, lane ${laneOfKind(kind)} of ${loadLanes}`
-                      : `Pub/Sub → BigQuery loader of ${input.streamName}`,
-                })
-              : await startChild(qualityWorkflow, {
-                  workflowId: st.workflowId,
-                  taskQueue: settings.batchTaskQueue,
-                  args: [
-                    {
-                      intervalMs: settings.dqIntervalMs,
-                      parentWorkflowId: info.workflowId,
-                      streamName: input.streamName,
-                    },
-                  ],
-                  parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-                  workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-                  staticSummary: `Data-quality checks of ${input.streamName}`,
-                });
+            : kind === 'compliance'
+              ? await startCompliance()
+              : kind !== 'quality'
+                ? await startChild(loadWorkflow, {
+                    workflowId: st.workflowId,
+                    taskQueue: settings.batchTaskQueue,
+                    args: [
+                      {
+                        intervalMs: settings.loadIntervalMs,
+                        batchSize: settings.loadBatchSize,
+                        backlogThreshold: settings.loadBacklogThreshold,
+                        ...(loadLanes > 1 ? { lane: laneOfKind(kind), lanes: loadLanes } : {}),
+                      },
+                    ],
+                    parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+                    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+                    staticSummary:
+                      loadLanes > 1
+                        ? `Pub/Sub → BigQuery loader of ${input.streamName}, lane ${laneOfKind(kind)} of ${loadLanes}`
+                        : `Pub/Sub → BigQuery loader of ${input.streamName}`,
+                  })
+                : await startChild(qualityWorkflow, {
+                    workflowId: st.workflowId,
+                    taskQueue: settings.batchTaskQueue,
+                    args: [
+                      {
+                        intervalMs: settings.dqIntervalMs,
+                        parentWorkflowId: info.workflowId,
+                        streamName: input.streamName,
+                      },
+                    ],
+                    parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+                    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+                    staticSummary: `Data-quality checks of ${input.streamName}`,
+                  });
         childHandles[kind] = handle as ChildWorkflowHandle<never>;
         st.state = 'running';
         delayMs = 1000;
@@ -771,6 +832,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
     ...(wantLoad ? [keepChild('load'), ...laneKinds.map(keepChild)] : []),
     ...(wantQuality ? [keepChild('quality')] : []),
     ...(wantGapFill && gapFillVersion ? [keepChild('gapFill')] : []),
+    ...(wantCompliance ? [keepChild('compliance')] : []),
   ];
   const background = gapFillVersion ? [sendNotices()] : [];
   if (gapFillVersion && wantGapFill) void dispatchGaps();
@@ -796,6 +858,14 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
         ...(monthlyPosts !== undefined ? { monthlyPosts } : {}),
         ...(hold ? { hold } : {}),
       },
+      ...(complianceSettings
+        ? {
+            compliance: {
+              settings: complianceSettings,
+              ...(complianceState ? { state: complianceState } : {}),
+            },
+          }
+        : {}),
     };
     // Children are cancelled by the parent-close policy and restarted by the next run.
     return continueAsNew<typeof supervisorWorkflow>({ ...input, carried: next });
@@ -816,6 +886,7 @@ export async function supervisorWorkflow(input: SupervisorInput): Promise<Pipeli
   }
   childScopes.quality.cancel();
   childScopes.gapFill.cancel();
+  childScopes.compliance.cancel();
   noticesDone = true;
   await Promise.all([...childLoops, ...background]);
   await canWatcher;

@@ -4,7 +4,8 @@
  * dev server and a worker with the stream worker's own activities. Posts the stand-in created are
  * put into `posts`; one compliance run submits them to X in several jobs, deletes exactly the posts
  * the stand-in decided, journals each in `compliance_actions`, and leaves the others alone;
- * re-applying the same jobs changes nothing; a redact-mode run nulls text and author instead.
+ * re-applying the same jobs changes nothing; a redact-mode run nulls text and author instead; the
+ * supervisor starts the compliance child and keeps the state it reports.
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -13,10 +14,20 @@ import { startXStandin, type XStandin } from '../../../dev/x-api-standin/server'
 import { createBigQueryClient } from '../../../src/adapters/bigquery/client';
 import { ensureTables } from '../../../src/adapters/bigquery/provision';
 import type { AppConfig } from '../../../src/config';
-import type { ComplianceRunSummary } from '../../../src/domain/pipeline-status';
+import {
+  complianceWorkflowId,
+  supervisorWorkflowId,
+  type ComplianceRunSummary,
+  type PipelineStatus,
+} from '../../../src/domain/pipeline-status';
 import { createLogger } from '../../../src/observability/logger';
 import type { complianceWorkflow } from '../../../src/workflows/compliance';
-import { reapplyComplianceJobUpdate, runComplianceNowUpdate } from '../../../src/workflows/messages';
+import {
+  reapplyComplianceJobUpdate,
+  runComplianceNowUpdate,
+  statusQuery,
+  stopSignal,
+} from '../../../src/workflows/messages';
 import { buildStreamActivities } from '../../../src/workers/stream-worker';
 import { testConfig, uniqueName } from '../../support/config';
 import { eventually } from '../../support/eventually';
@@ -250,4 +261,29 @@ test('redact mode keeps the rows and nulls text, raw and author of the posts X r
     expect(again).toMatchObject({ journaled: 0, rowsAffected: 0 });
   }
   await wf.terminate('test done');
+});
+
+test('the supervisor runs the compliance child and carries the state it reports', async () => {
+  const streamName = uniqueName('cmp');
+  const supervisor = await client.workflow.start('supervisorWorkflow', {
+    taskQueue: config.temporal.streamTaskQueue,
+    workflowId: supervisorWorkflowId(streamName),
+    args: [
+      {
+        streamName,
+        startPaused: true,
+        children: { load: false, quality: false, gapFill: false },
+      },
+    ],
+  });
+  const childId = complianceWorkflowId(streamName);
+  const status = async () => (await supervisor.query(statusQuery)) as PipelineStatus;
+  await eventually(status, (s) => s.children.compliance?.state === 'running', { timeoutMs: 30_000 });
+  const run = await client.workflow.getHandle(childId).executeUpdate(runComplianceNowUpdate);
+  expect(run.ok).toBe(true);
+  const s = await eventually(status, (x) => x.compliance?.runs === 1, { timeoutMs: 30_000 });
+  expect(s.compliance).toMatchObject({ watermark: run.until, lastRun: { run: 1, until: run.until } });
+  await supervisor.signal(stopSignal);
+  await supervisor.result();
+  expect((await status()).children.compliance?.state).toBe('stopped');
 });
