@@ -40,6 +40,7 @@ test('the recorded histories cover the supervisor scenarios', () => {
       'worker-restart',
       'children',
       'gap-fill-budget',
+      'load-lanes',
     ]),
   );
   // Each is a supervisor run that reached its end (completed or continued as new).
