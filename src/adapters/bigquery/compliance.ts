@@ -29,6 +29,7 @@ import type { BigQuery } from '@google-cloud/bigquery';
 import { COMPLIANCE_ACTIONS_TABLE, type Row } from '../../domain/bigquery-schema';
 import type { Logger } from '../../observability/logger';
 import { classifyBigQueryError } from './errors';
+import { runDml } from './jobs';
 import { fqn, tableIds, type BigQueryTarget } from './provision';
 import { isConcurrentUpdate } from './repair';
 import { buildInsertIfAbsent, chunkRows, type ParameterisedSql } from './writer';
@@ -147,11 +148,6 @@ export function complianceJobBase(jobId: string, mode: ComplianceMode, ids: read
   return `compliance_${jobId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 100)}_${mode}_${h}`;
 }
 
-const isDuplicateJob = (err: unknown) => {
-  const e = err as { code?: number; message?: string };
-  return e?.code === 409 || /already (exists|created)/i.test(e?.message ?? '');
-};
-
 export interface ComplianceStore {
   /** Distinct post ids ingested in (since, until] after `afterId`, in id order, at most `limit`. */
   ingestedIds(window: {
@@ -180,29 +176,12 @@ export function createComplianceStore(bq: BigQuery, gcp: BigQueryTarget, logger?
     return rows as T[];
   };
 
-  const dml = async (
+  const dml = (
     sql: string,
     jobId: string,
     params: Record<string, unknown>,
     types: ParameterisedSql['types'],
-  ) => {
-    for (let n = 1; ; n++) {
-      try {
-        const [job] = await bq.createQueryJob({
-          query: sql,
-          jobId: n === 1 ? jobId : `${jobId}_${n}`,
-          location: gcp.location,
-          params,
-          types,
-        });
-        await job.getQueryResults();
-        return;
-      } catch (err) {
-        if (isDuplicateJob(err) && n < 5) continue;
-        throw err;
-      }
-    }
-  };
+  ) => runDml(bq, gcp.location, sql, jobId, params, types);
 
   return {
     async ingestedIds({ since, until, afterId, limit }) {

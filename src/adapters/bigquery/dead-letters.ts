@@ -18,6 +18,7 @@ import type { BigQuery } from '@google-cloud/bigquery';
 import { DEAD_LETTER_REPLAYS_TABLE, type DeadLetterStage, type Row } from '../../domain/bigquery-schema';
 import type { Logger } from '../../observability/logger';
 import { classifyBigQueryError } from './errors';
+import { runDml } from './jobs';
 import { fqn, tableIds, type BigQueryTarget } from './provision';
 import { buildInsertIfAbsent, chunkRows, type ParameterisedSql } from './writer';
 
@@ -173,10 +174,6 @@ const tsValue = (v: unknown): string | null => {
   return Number.isFinite(t) ? new Date(t).toISOString() : raw;
 };
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
-const isDuplicateJob = (err: unknown) => {
-  const e = err as { code?: number; message?: string };
-  return e?.code === 409 || /already (exists|created)/i.test(e?.message ?? '');
-};
 
 export interface BigQueryDeadLetterStoreDeps {
   bq: BigQuery;
@@ -258,23 +255,7 @@ export function createBigQueryDeadLetterStore({ bq, gcp }: BigQueryDeadLetterSto
               stmt.types[k] === 'TIMESTAMP' ? bq.timestamp(String(v)) : v,
             ]),
           );
-          // A deterministic job id; `_2`, `_3`… when an earlier attempt already used it.
-          for (let n = 1; ; n++) {
-            try {
-              const [job] = await bq.createQueryJob({
-                query: stmt.sql,
-                jobId: `${jobBase}_journal_${i}${n === 1 ? '' : `_${n}`}`,
-                location: gcp.location,
-                params,
-                types: stmt.types,
-              });
-              await job.getQueryResults();
-              break;
-            } catch (err) {
-              if (isDuplicateJob(err) && n < 5) continue;
-              throw err;
-            }
-          }
+          await runDml(bq, gcp.location, stmt.sql, `${jobBase}_journal_${i}`, params, stmt.types);
         }
       } catch (err) {
         throw classifyBigQueryError(err, {

@@ -31,6 +31,7 @@ import type { BigQuery } from '@google-cloud/bigquery';
 import { LOAD_REPAIRS_TABLE, type Row } from '../../domain/bigquery-schema';
 import type { Logger } from '../../observability/logger';
 import { classifyBigQueryError } from './errors';
+import { runDml } from './jobs';
 import { fqn, tableIds, type BigQueryTarget } from './provision';
 import { buildInsertIfAbsent, chunkRows, type ParameterisedSql } from './writer';
 
@@ -224,10 +225,6 @@ export function repairJobBase(repairId: string, removed: RemovedRow[]): string {
   return `repair_${repairId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 200)}_${plan}`;
 }
 
-const isDuplicateJob = (err: unknown) => {
-  const e = err as { code?: number; message?: string };
-  return e?.code === 409 || /already (exists|created)/i.test(e?.message ?? '');
-};
 const tsValue = (v: unknown): string | null => {
   if (v === null || v === undefined) return null;
   const raw = typeof v === 'object' && 'value' in v ? String((v as { value: unknown }).value) : String(v);
@@ -269,29 +266,12 @@ export async function repairDuplicates(
   };
 
   /** A DML job under a deterministic id, `_2`, `_3`… when an earlier attempt used it. */
-  const dml = async (
+  const dml = (
     sql: string,
     jobBase: string,
     params: Record<string, unknown>,
     types: ParameterisedSql['types'],
-  ) => {
-    for (let n = 1; ; n++) {
-      try {
-        const [job] = await bq.createQueryJob({
-          query: sql,
-          jobId: n === 1 ? jobBase : `${jobBase}_${n}`,
-          location: gcp.location,
-          params,
-          types,
-        });
-        await job.getQueryResults();
-        return;
-      } catch (err) {
-        if (isDuplicateJob(err) && n < 5) continue;
-        throw err;
-      }
-    }
-  };
+  ) => runDml(bq, gcp.location, sql, jobBase, params, types);
 
   try {
     progress(step);

@@ -49,6 +49,7 @@ import {
 import { BigQueryFailureType, LOAD_ATTEMPT_SUPERSEDED } from '../../domain/failure-types';
 import type { Logger } from '../../observability/logger';
 import { classifyBigQueryError } from './errors';
+import { withJobIdRetry } from './jobs';
 import {
   ensureTable,
   ensureTables,
@@ -130,10 +131,6 @@ export interface BigQueryLoadSinkDeps {
 
 const STREAM_INSERT_CHUNK = 500;
 const safeId = (s: string) => s.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 900);
-const isDuplicateJob = (err: unknown) => {
-  const e = err as { code?: number; message?: string };
-  return e?.code === 409 || /already (exists|created)/i.test(e?.message ?? '');
-};
 const ISO_DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 /** Minutes a staging slot is used before the next one (48 a day; see the module comment). */
 export const STAGING_SLOT_MINUTES = 30;
@@ -173,21 +170,6 @@ function dmlInserted(meta: unknown): number | undefined {
     { dmlStats?: { insertedRowCount?: string }; numDmlAffectedRows?: string } | undefined;
   const n = stats?.dmlStats?.insertedRowCount ?? stats?.numDmlAffectedRows;
   return n === undefined ? undefined : Number(n);
-}
-
-/**
- * Runs `attempt(jobId)` with a deterministic job id, then `_2`, `_3`… when that id was already used
- * (by a run that crashed after creating the job): the retry is visible under a related id, never random.
- */
-async function withJobIdRetry<T>(jobBase: string, attempt: (jobId: string) => Promise<T>): Promise<T> {
-  for (let n = 1; ; n++) {
-    try {
-      return await attempt(n === 1 ? jobBase : `${jobBase}_${n}`);
-    } catch (err) {
-      if (isDuplicateJob(err) && n < 5) continue;
-      throw err;
-    }
-  }
 }
 
 /** [min, max] UTC dates (YYYY-MM-DD) of a TIMESTAMP column over the rows, for partition pruning. */
