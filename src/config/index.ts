@@ -3,6 +3,7 @@
  * time); a bad value throws a {@link ConfigError} that names every offending variable and the form it
  * expects, and `exitOnConfigError` turns it into a one-line-per-problem exit.
  */
+import type { TableIdSettings } from '../domain/views';
 import { readFileSync } from 'node:fs';
 import type { QualityChecksOverrides } from '../domain/quality';
 import type { BudgetSettings } from '../domain/budget';
@@ -69,16 +70,7 @@ export interface GcpConfig {
   deadLetterTopic: string;
   dataset: string;
   location: string;
-  tables: {
-    posts: string;
-    deadLetter: string;
-    loadRuns: string;
-    dqResults: string;
-    loadFences: string;
-    loadRepairs: string;
-    deadLetterReplays: string;
-    complianceActions: string;
-  };
+  tables: TableIdSettings;
 }
 
 export interface XConfig {

@@ -12,16 +12,19 @@
 export interface ViewSources {
   projectId: string;
   dataset: string;
-  tables: {
-    posts: string;
-    deadLetter: string;
-    loadRuns: string;
-    dqResults: string;
-    loadFences: string;
-    loadRepairs: string;
-    deadLetterReplays: string;
-    complianceActions: string;
-  };
+  tables: TableIdSettings;
+}
+
+/** The physical table ids (the `BIGQUERY_*_TABLE` settings), by logical name. */
+export interface TableIdSettings {
+  posts: string;
+  deadLetter: string;
+  loadRuns: string;
+  dqResults: string;
+  loadFences: string;
+  loadRepairs: string;
+  deadLetterReplays: string;
+  complianceActions: string;
 }
 
 export type ViewName =
