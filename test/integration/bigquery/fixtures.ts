@@ -1,4 +1,5 @@
 /** Shared helpers of the BigQuery load integration tests: a private dataset/topic/subscription per file. */
+import type { BigQuery } from '@google-cloud/bigquery';
 import type { PubSub } from '@google-cloud/pubsub';
 import type { Post } from '../../../src/domain/post';
 import { testConfig, uniqueName } from '../../support/config';
@@ -42,4 +43,18 @@ export async function publishAll(pubsub: PubSub, topic: string, messages: OutMes
   );
   await t.flush();
   return ids;
+}
+
+/**
+ * A query runner for a test's private dataset: `DS.<table>` in the SQL names that table of
+ * `gcp.dataset` (the tests use the default table ids).
+ */
+export function datasetQuery(bq: () => BigQuery, gcp: () => { projectId: string; dataset: string }) {
+  return async <T = Record<string, unknown>>(sql: string): Promise<T[]> => {
+    const { projectId, dataset } = gcp();
+    const [rows] = await bq().query({
+      query: sql.replace(/\bDS\.(\w+)/g, (_m, t: string) => `\`${projectId}.${dataset}.${t}\``),
+    });
+    return rows as T[];
+  };
 }

@@ -13,7 +13,7 @@ import { createPubSub } from '../../../src/adapters/pubsub/client';
 import { createBatchSubscriber, type BatchSubscriber } from '../../../src/adapters/pubsub/subscriber';
 import type { AppConfig } from '../../../src/config';
 import { createLogger } from '../../../src/observability/logger';
-import { makePost, postMessage, privateConfig, publishAll } from './fixtures';
+import { datasetQuery, makePost, postMessage, privateConfig, publishAll } from './fixtures';
 
 jest.setTimeout(120_000);
 
@@ -31,15 +31,10 @@ const activities = (beforeAck?: (runId: string) => Promise<void>) =>
     beforeAck,
   });
 
-async function query<T = Record<string, unknown>>(sql: string): Promise<T[]> {
-  const [rows] = await bq.query({
-    query: sql.replace(
-      /\bDS\.(\w+)/g,
-      (_m, t: string) => `\`${config.gcp.projectId}.${config.gcp.dataset}.${t}\``,
-    ),
-  });
-  return rows as T[];
-}
+const query = datasetQuery(
+  () => bq,
+  () => config.gcp,
+);
 
 /** Loads until the subscription is drained (an empty pull). */
 async function drain(acts = activities(), batchSize = 500) {

@@ -21,7 +21,7 @@ import type { AppConfig } from '../../../src/config';
 import { LOAD_ATTEMPT_SUPERSEDED } from '../../../src/domain/failure-types';
 import { laneOf, laneSubscription } from '../../../src/domain/lanes';
 import { createLogger } from '../../../src/observability/logger';
-import { makePost, privateConfig, publishAll } from './fixtures';
+import { datasetQuery, makePost, privateConfig, publishAll } from './fixtures';
 
 jest.setTimeout(180_000);
 
@@ -43,15 +43,10 @@ const laneSubscriber = (lane: number) => {
   return s;
 };
 
-async function query<T = Record<string, unknown>>(sql: string): Promise<T[]> {
-  const [rows] = await bq.query({
-    query: sql.replace(
-      /\bDS\.(\w+)/g,
-      (_m, t: string) => `\`${config.gcp.projectId}.${config.gcp.dataset}.${t}\``,
-    ),
-  });
-  return rows as T[];
-}
+const query = datasetQuery(
+  () => bq,
+  () => config.gcp,
+);
 
 const inList = (ids: string[]) => ids.map((id) => `'${id}'`).join(',');
 

@@ -21,7 +21,7 @@ import { loadWorkflow } from '../../../src/workflows/load';
 import { loadStopSignal } from '../../../src/workflows/messages';
 import { uniqueName } from '../../support/config';
 import { eventually } from '../../support/eventually';
-import { makePost, postMessage, privateConfig, publishAll } from './fixtures';
+import { datasetQuery, makePost, postMessage, privateConfig, publishAll } from './fixtures';
 
 jest.setTimeout(240_000);
 
@@ -34,15 +34,10 @@ let client: Client;
 let native: NativeConnection;
 const logger = createLogger({ level: 'warn', format: 'json' });
 
-async function query<T = Record<string, unknown>>(sql: string): Promise<T[]> {
-  const [rows] = await bq.query({
-    query: sql.replace(
-      /\bDS\.(\w+)/g,
-      (_m, t: string) => `\`${config.gcp.projectId}.${config.gcp.dataset}.${t}\``,
-    ),
-  });
-  return rows as T[];
-}
+const query = datasetQuery(
+  () => bq,
+  () => config.gcp,
+);
 
 beforeAll(async () => {
   config = privateConfig('it_loadwf');
