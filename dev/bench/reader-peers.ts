@@ -46,8 +46,8 @@ import { connectOnce } from '../../src/adapters/x/stream-connection';
 import type { XStreamStats } from '../../src/adapters/x/stream-source';
 import { LineDecoder } from '../../src/adapters/x/stream-reader';
 import { createLogger } from '../../src/observability/logger';
-import { Corpus, rng } from '../x-api-standin/corpus';
-import { compileRule } from '../x-api-standin/rule-engine';
+import { rng } from '../x-api-standin/corpus';
+import { corpusLines } from './corpus-lines';
 
 const ROOT = join(__dirname, '..', '..');
 const STREAM_PATH = '/2/tweets/search/stream';
@@ -147,17 +147,7 @@ interface SourceLine {
 const fullText = (d: SourceLine['data']): string => d.note_tweet?.text ?? d.text;
 
 function buildBody(posts: number, seed: number, maxChunk: number): Body {
-  const rules = ['tesla', 'ev OR 전기차', '"model 3"'].map((value, i) => {
-    const c = compileRule(value);
-    return { id: String(1000 + i), tag: `t${i}`, seeds: c.seeds, match: c.match };
-  });
-  const corpus = new Corpus(seed);
-  const lines: string[] = [];
-  const now = Date.now();
-  while (lines.length < posts) {
-    const p = corpus.next(rules, now);
-    if (p) lines.push(p.line);
-  }
+  const lines = corpusLines(posts, seed);
   const expected = new Map<string, string>();
   for (const l of lines) {
     const d = (JSON.parse(l) as SourceLine).data;

@@ -12,8 +12,8 @@
 import { parseArgs } from 'node:util';
 import { LineDecoder } from '../../src/adapters/x/stream-reader';
 import { normalizeStreamLine } from '../../src/domain/normalize';
-import { Corpus, rng } from '../x-api-standin/corpus';
-import { compileRule } from '../x-api-standin/rule-engine';
+import { rng } from '../x-api-standin/corpus';
+import { corpusLines } from './corpus-lines';
 
 const { values } = parseArgs({
   options: {
@@ -30,17 +30,7 @@ const maxChunk = Number(values['max-chunk']);
 const seed = Number(values.seed);
 
 // ---- build the body ---------------------------------------------------------------------------
-const rules = ['tesla', 'ev OR 전기차', '"model 3"'].map((value, i) => {
-  const c = compileRule(value);
-  return { id: String(1000 + i), tag: `t${i}`, seeds: c.seeds, match: c.match };
-});
-const corpus = new Corpus(seed);
-const lines: string[] = [];
-const now = Date.now();
-while (lines.length < nPosts) {
-  const p = corpus.next(rules, now);
-  if (p) lines.push(p.line);
-}
+const lines = corpusLines(nPosts, seed);
 const r = rng(seed);
 const parts: string[] = [];
 for (const line of lines) {
