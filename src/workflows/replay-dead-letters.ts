@@ -89,6 +89,25 @@ const { replayDeadLetterPage } = proxyActivities<ReturnType<typeof createReplayA
 });
 
 /** Adds a page's result to the report (a new object; the report's examples stay bounded). */
+/** The report of a replay that has examined nothing yet. */
+export function emptyReplayReport(
+  of: Pick<DeadLetterReplayReport, 'replayId' | 'dryRun' | 'since' | 'until' | 'stage' | 'startedAt'>,
+): DeadLetterReplayReport {
+  return {
+    ...of,
+    pages: 0,
+    examined: 0,
+    replayed: 0,
+    alreadyLoaded: 0,
+    stillFailing: 0,
+    byStage: {},
+    columnsAdded: [],
+    examples: [],
+    finishedAt: null,
+    done: false,
+  };
+}
+
 export function addPage(report: DeadLetterReplayReport, page: ReplayPageResult): DeadLetterReplayReport {
   const add = (a: ReplayCounts, b: ReplayCounts): ReplayCounts => ({
     examined: a.examined + b.examined,
@@ -128,24 +147,16 @@ export async function replayDeadLetters(input: ReplayDeadLettersInput = {}): Pro
     );
   }
   const dryRun = input.dryRun ?? false;
-  let report: DeadLetterReplayReport = input.resume?.report ?? {
-    replayId: info.workflowId,
-    dryRun,
-    since: input.since ?? null,
-    until: input.until ?? null,
-    stage: input.stage ?? null,
-    pages: 0,
-    examined: 0,
-    replayed: 0,
-    alreadyLoaded: 0,
-    stillFailing: 0,
-    byStage: {},
-    columnsAdded: [],
-    examples: [],
-    startedAt: new Date().toISOString(),
-    finishedAt: null,
-    done: false,
-  };
+  let report: DeadLetterReplayReport =
+    input.resume?.report ??
+    emptyReplayReport({
+      replayId: info.workflowId,
+      dryRun,
+      since: input.since ?? null,
+      until: input.until ?? null,
+      stage: input.stage ?? null,
+      startedAt: new Date().toISOString(),
+    });
   setHandler(deadLetterReplayProgressQuery, () => report);
 
   let page = input.resume?.page ?? 0;

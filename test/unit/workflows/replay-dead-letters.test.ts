@@ -3,27 +3,19 @@ import type { ReplayExample, ReplayPageResult } from '../../../src/activities/re
 import {
   REPLAY_REPORT_EXAMPLES,
   addPage,
+  emptyReplayReport,
   type DeadLetterReplayReport,
 } from '../../../src/workflows/replay-dead-letters';
 
-const report = (): DeadLetterReplayReport => ({
-  replayId: 'r',
-  dryRun: false,
-  since: null,
-  until: null,
-  stage: null,
-  pages: 0,
-  examined: 0,
-  replayed: 0,
-  alreadyLoaded: 0,
-  stillFailing: 0,
-  byStage: {},
-  columnsAdded: [],
-  examples: [],
-  startedAt: '2026-12-01T00:00:00.000Z',
-  finishedAt: null,
-  done: false,
-});
+const report = (): DeadLetterReplayReport =>
+  emptyReplayReport({
+    replayId: 'r',
+    dryRun: false,
+    since: null,
+    until: null,
+    stage: null,
+    startedAt: '2026-12-01T00:00:00.000Z',
+  });
 const example = (key: string, outcome: ReplayExample['outcome']): ReplayExample => ({
   replayKey: key,
   messageId: key,
