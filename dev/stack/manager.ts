@@ -16,7 +16,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { readSettings, type Env } from '../../src/config';
@@ -249,6 +249,34 @@ function portInUse(host: string, port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Whether this process can listen on `host:port`. A connect probe alone misses a port that is the
+ * local end of some outgoing connection (any port in Linux's ephemeral range, 32768-60999, can be):
+ * nothing answers there, yet a server cannot bind it.
+ */
+function portBindable(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const srv = createServer();
+    srv.once('error', () => res(false));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => res(true)));
+  });
+}
+
+/** The last non-empty line of what a component logged since `offset`, for a start-up failure. */
+function lastLogLine(name: string, offset: number): string | undefined {
+  const lines = readLogSince(name, offset)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+  const line = lines.at(-1);
+  return line === undefined ? undefined : line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+/** A component's log says one of its ports was taken between our check and its bind. */
+export function portConflictInLog(log: string): boolean {
+  return /address already in use|EADDRINUSE/i.test(log);
+}
+
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, died: () => boolean) {
   const deadline = Date.now() + timeoutMs;
   let delay = 100;
@@ -412,9 +440,9 @@ async function startComponents(opts: Parameters<typeof stackUp>[0] & object): Pr
           }
         }
         for (const p of c.ports) {
-          if (await portInUse('127.0.0.1', p.port)) {
+          if ((await portInUse('127.0.0.1', p.port)) || !(await portBindable('127.0.0.1', p.port))) {
             throw new StackError(
-              `${c.name}: port ${p.port} is already in use by another process; stop it or choose another port with ${p.setting}`,
+              `${c.name}: port ${p.port} is already in use by another process (a server, or the local end of a connection); stop it or choose another port with ${p.setting}`,
             );
           }
         }
@@ -428,11 +456,12 @@ async function startComponents(opts: Parameters<typeof stackUp>[0] & object): Pr
         waitFor(c.name, c.healthy, 120_000, () => !alive(pid))
           .catch(async (err: Error) => {
             if (!ourStart || alive(pid)) throw err;
-            if (
-              c.name === 'bigquery' &&
-              existsSync(bigQueryDb()) &&
-              unreadableDatabase(readLogSince(c.name, logOffsets.get(c.name) ?? 0))
-            ) {
+            const said = readLogSince(c.name, logOffsets.get(c.name) ?? 0);
+            if (portConflictInLog(said)) {
+              // Another process took a port after our check: a retry or a fresh database cannot help.
+              throw new Error(`${err.message}: ${lastLogLine(c.name, logOffsets.get(c.name) ?? 0)}`);
+            }
+            if (c.name === 'bigquery' && existsSync(bigQueryDb()) && unreadableDatabase(said)) {
               // It cannot open its database (seen: a panic in its catalog load after a long run).
               log(moveDatabaseAside('its database could not be opened'));
             } else {
@@ -451,7 +480,12 @@ async function startComponents(opts: Parameters<typeof stackUp>[0] & object): Pr
             }
           })
           .catch((err: Error) => {
-            throw new StackError(`${err.message}; see ${relative(ROOT, logFile(c.name))}`);
+            // Name the cause the component gave (its last log line) beside the log's path.
+            const last = /exited during start-up$/.test(err.message)
+              ? lastLogLine(c.name, logOffsets.get(c.name) ?? 0)
+              : undefined;
+            const why = last === undefined ? '' : ` (it said: ${last})`;
+            throw new StackError(`${err.message}${why}; see ${relative(ROOT, logFile(c.name))}`);
           }),
       );
     }

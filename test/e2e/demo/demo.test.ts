@@ -13,16 +13,21 @@ import { groupAlive } from '../../../dev/stack/process-group';
 
 const ROOT = resolve(__dirname, '../../..');
 const stackDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
+/**
+ * Below Linux's ephemeral range (32768-60999): a port in it can be the local end of any outgoing
+ * connection the suite holds open, and then no server can bind it (seen: the BigQuery emulator exiting
+ * at start-up three times in a row).
+ */
 const PORTS = {
-  temporal: 47233,
-  temporalUi: 47234,
-  pubsub: 47185,
-  bigquery: 47550,
-  bigqueryGrpc: 47560,
-  standin: 47787,
-  dashboard: 47080,
-  streamHealth: 47464,
-  batchHealth: 47465,
+  temporal: 24233,
+  temporalUi: 24234,
+  pubsub: 24185,
+  bigquery: 24550,
+  bigqueryGrpc: 24560,
+  standin: 24787,
+  dashboard: 24080,
+  streamHealth: 24464,
+  batchHealth: 24465,
 };
 const ENV: NodeJS.ProcessEnv = {
   ...process.env,
@@ -248,7 +253,7 @@ describe('npm run demo', () => {
     try {
       expect(await demo.exited).toBe(1);
       const lines = demo.err.trim().split('\n');
-      expect(lines).toEqual([expect.stringMatching(/^demo failed: pubsub: port 47185 is already in use/)]);
+      expect(lines).toEqual([expect.stringMatching(/^demo failed: pubsub: port 24185 is already in use/)]);
       expect(demo.pids().length).toBeGreaterThan(0); // it had started the other components
       expect(demo.pids().filter(alive)).toEqual([]);
     } catch (err) {
