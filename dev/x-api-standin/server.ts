@@ -172,6 +172,11 @@ export interface StandinStats {
   postsCreated: number;
   /** Lines in the delivery ledger (reset with it). */
   postsWritten: number;
+  /**
+   * Bytes written on the live connection that the kernel has not taken yet (a consumer slower than
+   * the rate): their posts enter the delivery ledger only once flushed. 0 without a connection.
+   */
+  bufferedBytes: number;
   malformedLinesWritten: number;
   keepAlivesWritten: number;
   backfilled: number;
@@ -962,6 +967,7 @@ export async function startXStandin(opts: StandinOptions = {}): Promise<XStandin
       postsGenerated: corpus.generated,
       postsCreated,
       postsWritten: ledger.length,
+      bufferedBytes: live && !live.done ? live.res.writableLength : 0,
       malformedLinesWritten: malformedWritten,
       keepAlivesWritten,
       backfilled,

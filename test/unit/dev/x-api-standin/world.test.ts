@@ -206,4 +206,56 @@ describe('the stand-in world', () => {
     const c = connect(s);
     expect(await c.status).toBe(200);
   });
+  it('a reader slower than the rate: posts wait in bufferedBytes, enter the ledger when flushed', async () => {
+    const s = await standin({ rate: 20_000 });
+    const ids: string[] = [];
+    let buf = '';
+    let res!: http.IncomingMessage;
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get(
+        `${s.url}/2/tweets/search/stream`,
+        { headers: { authorization: 'Bearer t' } },
+        (r) => {
+          res = r;
+          r.setEncoding('utf8');
+          r.on('data', (d: string) => {
+            buf += d;
+            let i: number;
+            while ((i = buf.indexOf('\r\n')) !== -1) {
+              const line = buf.slice(0, i);
+              buf = buf.slice(i + 2);
+              if (line) ids.push((JSON.parse(line) as { data: { id: string } }).data.id);
+            }
+          });
+          r.pause();
+          resolve();
+        },
+      );
+      req.on('error', reject);
+      closers.push(() => req.destroy());
+    });
+    // The client reads nothing: the kernel's buffers fill, then the stand-in's.
+    await eventually(
+      async () => s.stats().bufferedBytes,
+      (b) => b > 0,
+      fast,
+    );
+    s.setRate(0);
+    const held = s.stats();
+    expect(held.bufferedBytes).toBeGreaterThan(0);
+    res.resume();
+    await eventually(
+      async () => s.stats().bufferedBytes,
+      (b) => b === 0,
+      fast,
+    );
+    await eventually(
+      async () => ids.length,
+      (n) => n === s.ledger().length,
+      fast,
+    );
+    // Flushing added the held posts to the ledger, and the client got exactly the ledger.
+    expect(s.ledger().length).toBeGreaterThan(held.postsWritten);
+    expect(ids).toEqual(s.ledger());
+  });
 });
