@@ -27,16 +27,21 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
 
-/** Connects to the stream and collects the ids of the complete lines. */
-function connect(s: XStandin): { ids: string[]; status: Promise<number> } {
+/**
+ * Connects to the stream and collects the ids of the complete lines; `paused` reads nothing until
+ * `response` is resumed.
+ */
+function connect(
+  s: XStandin,
+  opts: { paused?: boolean } = {},
+): { ids: string[]; status: Promise<number>; response: Promise<http.IncomingMessage> } {
   const ids: string[] = [];
   let buf = '';
-  const status = new Promise<number>((resolve, reject) => {
+  const response = new Promise<http.IncomingMessage>((resolve, reject) => {
     const req = http.get(
       `${s.url}/2/tweets/search/stream`,
       { headers: { authorization: 'Bearer t' } },
       (res) => {
-        resolve(res.statusCode ?? 0);
         res.setEncoding('utf8');
         res.on('data', (d: string) => {
           buf += d;
@@ -48,12 +53,14 @@ function connect(s: XStandin): { ids: string[]; status: Promise<number> } {
           }
         });
         res.on('error', () => undefined);
+        if (opts.paused) res.pause();
+        resolve(res);
       },
     );
     req.on('error', reject);
     closers.push(() => req.destroy());
   });
-  return { ids, status };
+  return { ids, status: response.then((res) => res.statusCode ?? 0), response };
 }
 
 describe('the stand-in world', () => {
@@ -208,32 +215,8 @@ describe('the stand-in world', () => {
   });
   it('a reader slower than the rate: posts wait in bufferedBytes, enter the ledger when flushed', async () => {
     const s = await standin({ rate: 20_000 });
-    const ids: string[] = [];
-    let buf = '';
-    let res!: http.IncomingMessage;
-    await new Promise<void>((resolve, reject) => {
-      const req = http.get(
-        `${s.url}/2/tweets/search/stream`,
-        { headers: { authorization: 'Bearer t' } },
-        (r) => {
-          res = r;
-          r.setEncoding('utf8');
-          r.on('data', (d: string) => {
-            buf += d;
-            let i: number;
-            while ((i = buf.indexOf('\r\n')) !== -1) {
-              const line = buf.slice(0, i);
-              buf = buf.slice(i + 2);
-              if (line) ids.push((JSON.parse(line) as { data: { id: string } }).data.id);
-            }
-          });
-          r.pause();
-          resolve();
-        },
-      );
-      req.on('error', reject);
-      closers.push(() => req.destroy());
-    });
+    const c = connect(s, { paused: true });
+    const res = await c.response;
     // The client reads nothing: the kernel's buffers fill, then the stand-in's.
     await eventually(
       async () => s.stats().bufferedBytes,
@@ -250,12 +233,12 @@ describe('the stand-in world', () => {
       fast,
     );
     await eventually(
-      async () => ids.length,
+      async () => c.ids.length,
       (n) => n === s.ledger().length,
       fast,
     );
     // Flushing added the held posts to the ledger, and the client got exactly the ledger.
     expect(s.ledger().length).toBeGreaterThan(held.postsWritten);
-    expect(ids).toEqual(s.ledger());
+    expect(c.ids).toEqual(s.ledger());
   });
 });
