@@ -89,6 +89,13 @@ interface StageResult {
   bottleneck: string;
 }
 
+/** A stage that did not drain has posts still on their way, not lost: say which it is. */
+function lostCell(s: StageResult): string {
+  return s.drained || s.check.lost === 0
+    ? String(s.check.lost)
+    : `${s.check.lost} not loaded yet (drain timed out)`;
+}
+
 function samplePosts(n: number): Post[] {
   const corpus = new Corpus(7);
   const rule = compileRule('tesla');
@@ -338,7 +345,7 @@ function markdown(stages: StageResult[], extra: Record<string, unknown>): string
     const sw = s.procs['stream worker'];
     const bw = s.procs['batch worker'];
     lines.push(
-      `| ${s.label === 'max' ? `max (${s.offeredPerSec})` : s.offeredPerSec} | ${f0(s.deliveredPerSec)} | ${f0(s.publishedPerSec)} | ${f0(s.loadedPerSec)} | ${(s.loadedPerSec / b.postsPerSec).toFixed(0)}× | ${s.drainS?.toFixed(1) ?? `>${DRAIN_S}`} | ${f0(s.latencyMs.p50)} / ${f0(s.latencyMs.p95)} / ${f0(s.latencyMs.p99)} | ${sw?.peakRssMiB ?? '–'} MiB / ${sw?.cpuPercent ?? '–'}% | ${bw?.peakRssMiB ?? '–'} MiB / ${bw?.cpuPercent ?? '–'}% | ${s.procs['bigquery emulator']?.cpuPercent ?? '–'}% | ${f0(s.historyEvents.per10kPosts)} | ${s.check.lost} | ${s.check.duplicates} | ${s.bottleneck} |`,
+      `| ${s.label === 'max' ? `max (${s.offeredPerSec})` : s.offeredPerSec} | ${f0(s.deliveredPerSec)} | ${f0(s.publishedPerSec)} | ${f0(s.loadedPerSec)} | ${(s.loadedPerSec / b.postsPerSec).toFixed(0)}× | ${s.drainS?.toFixed(1) ?? `>${DRAIN_S}`} | ${f0(s.latencyMs.p50)} / ${f0(s.latencyMs.p95)} / ${f0(s.latencyMs.p99)} | ${sw?.peakRssMiB ?? '–'} MiB / ${sw?.cpuPercent ?? '–'}% | ${bw?.peakRssMiB ?? '–'} MiB / ${bw?.cpuPercent ?? '–'}% | ${s.procs['bigquery emulator']?.cpuPercent ?? '–'}% | ${f0(s.historyEvents.per10kPosts)} | ${lostCell(s)} | ${s.check.duplicates} | ${s.bottleneck} |`,
     );
   }
   lines.push('');
@@ -420,7 +427,7 @@ async function main(): Promise<void> {
       );
       const s = stages[stages.length - 1];
       say(
-        `stage ${r}: ${f0(s.deliveredPerSec)}/${f0(s.publishedPerSec)}/${f0(s.loadedPerSec)} per s, lost ${s.check.lost}, dup ${s.check.duplicates}, ${s.bottleneck}`,
+        `stage ${r}: ${f0(s.deliveredPerSec)}/${f0(s.publishedPerSec)}/${f0(s.loadedPerSec)} per s, lost ${lostCell(s)}, dup ${s.check.duplicates}, ${s.bottleneck}`,
       );
     }
     say(`baseline: seed design on ${values['baseline-sample']} posts`);
