@@ -14,7 +14,7 @@
  * {@link parseComplianceResults} reads it leniently: a line that is not such an object is counted,
  * not fatal.
  */
-import { XApiError, XAuthError, XUsageCapError, isUsageCapProblem } from './errors';
+import { XApiError, XAuthError, XUsageCapError, isUsageCapProblem, problemText } from './errors';
 
 export type ComplianceJobStatus = 'created' | 'in_progress' | 'complete' | 'failed' | 'expired';
 
@@ -134,15 +134,6 @@ export function parseComplianceResults(text: string): ParsedResults {
     });
   }
   return out;
-}
-
-function problemText(body: unknown): string {
-  if (!isObject(body)) return '';
-  const first = Array.isArray(body.errors) && isObject(body.errors[0]) ? body.errors[0] : undefined;
-  const parts = [first?.message, body.title, body.detail].filter(
-    (x): x is string => typeof x === 'string' && x.length > 0,
-  );
-  return [...new Set(parts)].join(': ').slice(0, 500);
 }
 
 /** A URL without its query string (signed URLs carry credentials there), for messages. */

@@ -98,6 +98,21 @@ export function isUsageCapProblem(status: number, problem: unknown): boolean {
 }
 
 /**
+ * The human part of an X problem answer (its first error's message, its title and detail, each once),
+ * at most 500 characters; '' when the body is not an object.
+ */
+export function problemText(body: unknown): string {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(body)) return '';
+  const first = Array.isArray(body.errors) && isObject(body.errors[0]) ? body.errors[0] : undefined;
+  const parts = [first?.message, body.title, body.detail].filter(
+    (x): x is string => typeof x === 'string' && x.length > 0,
+  );
+  return [...new Set(parts)].join(': ').slice(0, 500);
+}
+
+/**
  * Turns an error of an X API call into what the activity should throw: refused rules and refused
  * credentials cannot fix themselves (non-retryable `XRuleError` with X's problems as details,
  * `XAuthError`); anything else is returned as it is, for the retry policy.

@@ -16,7 +16,7 @@
 import { normalizeStreamLine } from '../../domain/normalize';
 import type { Post } from '../../domain/post';
 import type { SearchEndpoint } from '../../domain/gaps';
-import { XApiError, XAuthError, XUsageCapError, isUsageCapProblem } from './errors';
+import { XApiError, XAuthError, XUsageCapError, isUsageCapProblem, problemText } from './errors';
 
 export interface SearchRequest {
   endpoint: SearchEndpoint;
@@ -95,15 +95,6 @@ function rateLimitOf(h: Headers): RateLimit {
     remaining: n('x-rate-limit-remaining'),
     resetAtMs: reset !== undefined ? reset * 1000 : undefined,
   };
-}
-
-function problemText(body: unknown): string {
-  if (!isObject(body)) return '';
-  const first = Array.isArray(body.errors) && isObject(body.errors[0]) ? body.errors[0] : undefined;
-  const parts = [first?.message, body.title, body.detail].filter(
-    (x): x is string => typeof x === 'string' && x.length > 0,
-  );
-  return [...new Set(parts)].join(': ').slice(0, 500);
 }
 
 /** The author (and any other user) of a result, from the page's `includes.users`. */
