@@ -7,7 +7,6 @@
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import type { PubSub } from '@google-cloud/pubsub';
-import { Worker } from '@temporalio/worker';
 import { createLoadActivities } from '../../../src/activities/bigquery';
 import { createBigQueryClient } from '../../../src/adapters/bigquery/client';
 import { createBigQueryLoadSink } from '../../../src/adapters/bigquery/writer';
@@ -17,13 +16,18 @@ import { createBatchSubscriber, type BatchSubscriber } from '../../../src/adapte
 import type { AppConfig } from '../../../src/config';
 import { createMetrics, type Metrics } from '../../../src/observability/metrics';
 import { startHealthServer, type HealthServer } from '../../../src/workers/health-server';
-import { buildStreamActivities } from '../../../src/workers/stream-worker';
 import { resumeSignal } from '../../../src/workflows/messages';
 import { supervisorWorkflow } from '../../../src/workflows/supervisor';
 import { startXStandin, type XStandin } from '../../../dev/x-api-standin/server';
 import { eventually } from '../../support/eventually';
 import { makePost, postMessage, privateConfig, publishAll } from '../bigquery/fixtures';
-import { logger, statusOf, streamTestConfig, useTemporalHarness } from '../supervisor/harness';
+import {
+  logger,
+  startStreamWorker,
+  statusOf,
+  streamTestConfig,
+  useTemporalHarness,
+} from '../supervisor/harness';
 
 jest.setTimeout(180_000);
 
@@ -159,26 +163,7 @@ describe('stream worker with the supervisor on the dev server', () => {
       X_MONTHLY_POST_BUDGET: '1000000',
       LOAD_INTERVAL_MS: '12000',
     });
-    const shutdown = new AbortController();
-    const built = buildStreamActivities(config, logger, {
-      client: h.client,
-      metrics,
-      shutdownSignal: shutdown.signal,
-    });
-    const worker = await Worker.create({
-      connection: h.nativeConnection,
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.streamTaskQueue,
-      workflowBundle: h.bundle,
-      activities: built.activities,
-    });
-    const running = worker.run();
-    stopWorker = async () => {
-      shutdown.abort();
-      worker.shutdown();
-      await running;
-      await built.close();
-    };
+    stopWorker = await startStreamWorker(h, config, { metrics });
 
     const idle = await scrape(health);
     expect(value(idle, 'x_publish_latency_seconds_count', { source: 'stream' })).toBe(0);

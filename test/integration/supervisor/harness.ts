@@ -75,10 +75,21 @@ export async function streamTestConfig(
   return { name, config };
 }
 
-/** A stream worker (supervisor, stream and gap-fill activities) on the config's stream task queue. */
-export async function startStreamWorker(h: TemporalHarness, config: AppConfig): Promise<() => Promise<void>> {
+/**
+ * A stream worker (supervisor, stream and gap-fill activities) on the config's stream task queue;
+ * `metrics` is the registry its activities record into (default: their own).
+ */
+export async function startStreamWorker(
+  h: TemporalHarness,
+  config: AppConfig,
+  opts: { metrics?: Parameters<typeof buildStreamActivities>[2]['metrics'] } = {},
+): Promise<() => Promise<void>> {
   const shutdown = new AbortController();
-  const built = buildStreamActivities(config, logger, { client: h.client, shutdownSignal: shutdown.signal });
+  const built = buildStreamActivities(config, logger, {
+    client: h.client,
+    shutdownSignal: shutdown.signal,
+    ...opts,
+  });
   const worker = await Worker.create({
     connection: h.nativeConnection,
     namespace: config.temporal.namespace,
